@@ -1,0 +1,195 @@
+//! Every user action, as one enum. The console, the one-shot CLI and the REST server all build
+//! these; the [`Dispatcher`](super::Dispatcher) is the only thing that carries them out.
+
+use super::types::*;
+use serde::{Deserialize, Serialize};
+
+/// A request to the engine. Each variant says when it is legal; the dispatcher checks the
+/// policy for every one of them (see [`Command::action`]) before anything else happens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// List containers; running ones only unless `all`.
+    ContainerList { all: bool },
+    /// Create a container from an image (pulling it first when missing and `pull` is set).
+    ContainerCreate { config: Box<ContainerConfig>, pull: bool },
+    /// Start a created or exited container.
+    ContainerStart { id: ContainerId },
+    /// SIGTERM (or the container's stop signal), then SIGKILL after `timeout` seconds.
+    ContainerStop { id: ContainerId, timeout: Option<u32> },
+    /// Send a signal (name like `KILL`/`SIGHUP` or number) to a running container.
+    ContainerKill { id: ContainerId, signal: String },
+    /// Stop (if running), then start.
+    ContainerRestart { id: ContainerId, timeout: Option<u32> },
+    /// Freeze every process of a running container.
+    ContainerPause { id: ContainerId },
+    /// Thaw a paused container.
+    ContainerUnpause { id: ContainerId },
+    /// Remove a container; a running one only with `force` (which kills it first).
+    ContainerRemove { id: ContainerId, force: bool },
+    /// Rename a container.
+    ContainerRename { id: ContainerId, name: String },
+    /// Wait for a container to exit; replies with its exit code.
+    ContainerWait { id: ContainerId },
+    /// Run a process in a running container.
+    ContainerExec { config: Box<ExecConfig> },
+    /// Read a container's log.
+    ContainerLogs { id: ContainerId, options: LogOptions },
+    /// Resource use: one sample, or a stream of them.
+    ContainerStats { id: ContainerId, stream: bool },
+    /// The processes of a running container.
+    ContainerTop { id: ContainerId },
+    /// Everything the engine knows about one container.
+    ContainerInspect { id: ContainerId },
+    /// Remove every stopped container.
+    ContainerPrune,
+
+    /// List images.
+    ImageList,
+    /// Pull an image from its registry.
+    ImagePull { reference: ImageRef, platform: Option<String> },
+    /// Push a local image to its registry.
+    ImagePush { reference: ImageRef },
+    /// Build an image from a Dockerfile.
+    ImageBuild { config: Box<BuildConfig> },
+    /// Give an image another name.
+    ImageTag { source: ImageRef, target: ImageRef },
+    /// Untag an image, and delete it when no name is left; an image in use only with `force`.
+    ImageRemove { reference: ImageRef, force: bool },
+    /// Delete dangling images, or every unused one with `all`.
+    ImagePrune { all: bool },
+    /// Config, env, cmd, entrypoint, labels, exposed ports of an image.
+    ImageInspect { reference: ImageRef },
+    /// The history entries of an image.
+    ImageHistory { reference: ImageRef },
+
+    /// Engine version and build.
+    SystemVersion,
+    /// Engine-wide facts: counts, root directory, drivers.
+    SystemInfo,
+}
+
+impl Command {
+    /// The policy action name of this command (`container.create`, `image.pull`, …): the
+    /// `action` key of policy rules matches against it.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::ContainerList { .. } => "container.list",
+            Self::ContainerCreate { .. } => "container.create",
+            Self::ContainerStart { .. } => "container.start",
+            Self::ContainerStop { .. } => "container.stop",
+            Self::ContainerKill { .. } => "container.kill",
+            Self::ContainerRestart { .. } => "container.restart",
+            Self::ContainerPause { .. } => "container.pause",
+            Self::ContainerUnpause { .. } => "container.unpause",
+            Self::ContainerRemove { .. } => "container.remove",
+            Self::ContainerRename { .. } => "container.rename",
+            Self::ContainerWait { .. } => "container.wait",
+            Self::ContainerExec { .. } => "container.exec",
+            Self::ContainerLogs { .. } => "container.logs",
+            Self::ContainerStats { .. } => "container.stats",
+            Self::ContainerTop { .. } => "container.top",
+            Self::ContainerInspect { .. } => "container.inspect",
+            Self::ContainerPrune => "container.prune",
+            Self::ImageList => "image.list",
+            Self::ImagePull { .. } => "image.pull",
+            Self::ImagePush { .. } => "image.push",
+            Self::ImageBuild { .. } => "image.build",
+            Self::ImageTag { .. } => "image.tag",
+            Self::ImageRemove { .. } => "image.remove",
+            Self::ImagePrune { .. } => "image.prune",
+            Self::ImageInspect { .. } => "image.inspect",
+            Self::ImageHistory { .. } => "image.history",
+            Self::SystemVersion => "system.version",
+            Self::SystemInfo => "system.info",
+        }
+    }
+
+    /// Every action name, for validating policy files.
+    pub const ACTIONS: &'static [&'static str] = &[
+        "container.list",
+        "container.create",
+        "container.start",
+        "container.stop",
+        "container.kill",
+        "container.restart",
+        "container.pause",
+        "container.unpause",
+        "container.remove",
+        "container.rename",
+        "container.wait",
+        "container.exec",
+        "container.logs",
+        "container.stats",
+        "container.top",
+        "container.inspect",
+        "container.prune",
+        "image.list",
+        "image.pull",
+        "image.push",
+        "image.build",
+        "image.tag",
+        "image.remove",
+        "image.prune",
+        "image.inspect",
+        "image.history",
+        "system.version",
+        "system.info",
+    ];
+
+    /// What the command acts on, for the audit log and denial messages.
+    pub fn target(&self) -> Option<String> {
+        match self {
+            Self::ContainerStart { id }
+            | Self::ContainerStop { id, .. }
+            | Self::ContainerKill { id, .. }
+            | Self::ContainerRestart { id, .. }
+            | Self::ContainerPause { id }
+            | Self::ContainerUnpause { id }
+            | Self::ContainerRemove { id, .. }
+            | Self::ContainerRename { id, .. }
+            | Self::ContainerWait { id }
+            | Self::ContainerLogs { id, .. }
+            | Self::ContainerStats { id, .. }
+            | Self::ContainerTop { id }
+            | Self::ContainerInspect { id } => Some(id.0.clone()),
+            Self::ContainerExec { config } => Some(config.container.0.clone()),
+            Self::ContainerCreate { config, .. } => Some(config.image.0.clone()),
+            Self::ImagePull { reference, .. }
+            | Self::ImagePush { reference }
+            | Self::ImageRemove { reference, .. }
+            | Self::ImageInspect { reference }
+            | Self::ImageHistory { reference } => Some(reference.0.clone()),
+            Self::ImageTag { source, target } => Some(format!("{source} -> {target}")),
+            Self::ImageBuild { config } => Some(config.context.display().to_string()),
+            Self::ContainerList { .. }
+            | Self::ContainerPrune
+            | Self::ImageList
+            | Self::ImagePrune { .. }
+            | Self::SystemVersion
+            | Self::SystemInfo => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_is_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for a in Command::ACTIONS {
+            assert!(seen.insert(a), "{a} listed twice");
+        }
+        // a sample of commands maps into the list
+        for c in [
+            Command::ContainerPrune,
+            Command::ImageList,
+            Command::SystemInfo,
+            Command::ContainerList { all: true },
+        ] {
+            assert!(Command::ACTIONS.contains(&c.action()));
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The embedded OCI container runtime.
+
+pub mod sys;

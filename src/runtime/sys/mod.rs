@@ -1,0 +1,1 @@
+//! Thin syscall wrappers: the only place in berth where `unsafe` is allowed.
