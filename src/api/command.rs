@@ -12,15 +12,24 @@ pub enum Command {
     /// List containers; running ones only unless `all`.
     ContainerList { all: bool },
     /// Create a container from an image (pulling it first when missing and `pull` is set).
-    ContainerCreate { config: Box<ContainerConfig>, pull: bool },
+    ContainerCreate {
+        config: Box<ContainerConfig>,
+        pull: bool,
+    },
     /// Start a created or exited container.
     ContainerStart { id: ContainerId },
     /// SIGTERM (or the container's stop signal), then SIGKILL after `timeout` seconds.
-    ContainerStop { id: ContainerId, timeout: Option<u32> },
+    ContainerStop {
+        id: ContainerId,
+        timeout: Option<u32>,
+    },
     /// Send a signal (name like `KILL`/`SIGHUP` or number) to a running container.
     ContainerKill { id: ContainerId, signal: String },
     /// Stop (if running), then start.
-    ContainerRestart { id: ContainerId, timeout: Option<u32> },
+    ContainerRestart {
+        id: ContainerId,
+        timeout: Option<u32>,
+    },
     /// Freeze every process of a running container.
     ContainerPause { id: ContainerId },
     /// Thaw a paused container.
@@ -34,7 +43,10 @@ pub enum Command {
     /// Run a process in a running container.
     ContainerExec { config: Box<ExecConfig> },
     /// Read a container's log.
-    ContainerLogs { id: ContainerId, options: LogOptions },
+    ContainerLogs {
+        id: ContainerId,
+        options: LogOptions,
+    },
     /// Resource use: one sample, or a stream of them.
     ContainerStats { id: ContainerId, stream: bool },
     /// The processes of a running container.
@@ -47,7 +59,10 @@ pub enum Command {
     /// List images.
     ImageList,
     /// Pull an image from its registry.
-    ImagePull { reference: ImageRef, platform: Option<String> },
+    ImagePull {
+        reference: ImageRef,
+        platform: Option<String>,
+    },
     /// Push a local image to its registry.
     ImagePush { reference: ImageRef },
     /// Build an image from a Dockerfile.

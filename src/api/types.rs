@@ -6,7 +6,7 @@ use std::fmt;
 macro_rules! string_newtype {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub String);
 
@@ -164,8 +164,12 @@ impl std::str::FromStr for RestartPolicy {
             _ => match s.strip_prefix("on-failure:") {
                 Some(n) => n
                     .parse()
-                    .map(|n| Self::OnFailure { max_retries: Some(n) })
-                    .map_err(|_| format!("invalid restart policy {s:?}: the retry count must be a number")),
+                    .map(|n| Self::OnFailure {
+                        max_retries: Some(n),
+                    })
+                    .map_err(|_| {
+                        format!("invalid restart policy {s:?}: the retry count must be a number")
+                    }),
                 None => Err(format!(
                     "invalid restart policy {s:?} (expected no, always, unless-stopped or on-failure[:N])"
                 )),

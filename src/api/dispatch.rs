@@ -1,0 +1,429 @@
+//! The dispatcher: policy first, then one handler per command.
+
+use super::command::Command;
+use super::error::ApiError;
+use super::event::Event;
+use super::events::EventBus;
+use super::reply::{Reply, SystemInfo, VersionInfo};
+use super::root::StateRoot;
+use super::types::*;
+use crate::security::{AuditLog, AuditRecord, Facts, HostBind, Policy, Request, Subject, Verdict};
+
+/// Who is asking, and whether they already said yes to a `confirm` rule.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub subject: Subject,
+    pub confirmed: bool,
+}
+
+impl Caller {
+    /// This process's own identity, unconfirmed.
+    pub fn current() -> Self {
+        Self {
+            subject: Subject::current(),
+            confirmed: false,
+        }
+    }
+}
+
+/// Validates each command, asks the policy, then calls the runtime or the image manager.
+pub struct Dispatcher {
+    root: StateRoot,
+    policy: Policy,
+    audit: AuditLog,
+    bus: EventBus,
+}
+
+impl Dispatcher {
+    pub fn new(root: StateRoot, policy: Policy, bus: EventBus) -> Self {
+        let audit = AuditLog::new(root.audit_path());
+        Self {
+            root,
+            policy,
+            audit,
+            bus,
+        }
+    }
+
+    pub fn root(&self) -> &StateRoot {
+        &self.root
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Carry out one command for `caller`. The policy is consulted before any handler runs; a
+    /// denial (or an unconfirmed `confirm`) is an error, an event and an audit record.
+    pub async fn dispatch(&self, caller: &Caller, cmd: Command) -> Result<Reply, ApiError> {
+        self.authorize(caller, &cmd)?;
+        match cmd {
+            Command::ContainerList { all } => self.container_list(all).await,
+            Command::ContainerCreate { .. } => Err(not_yet("creating containers")),
+            Command::ContainerStart { .. } => Err(not_yet("starting containers")),
+            Command::ContainerStop { .. } => Err(not_yet("stopping containers")),
+            Command::ContainerKill { .. } => Err(not_yet("killing containers")),
+            Command::ContainerRestart { .. } => Err(not_yet("restarting containers")),
+            Command::ContainerPause { .. } => Err(not_yet("pausing containers")),
+            Command::ContainerUnpause { .. } => Err(not_yet("unpausing containers")),
+            Command::ContainerRemove { .. } => Err(not_yet("removing containers")),
+            Command::ContainerRename { .. } => Err(not_yet("renaming containers")),
+            Command::ContainerWait { .. } => Err(not_yet("waiting for containers")),
+            Command::ContainerExec { .. } => Err(not_yet("exec")),
+            Command::ContainerLogs { .. } => Err(not_yet("container logs")),
+            Command::ContainerStats { .. } => Err(not_yet("container stats")),
+            Command::ContainerTop { .. } => Err(not_yet("container top")),
+            Command::ContainerInspect { id } => Err(ApiError::NoSuchContainer(id)),
+            Command::ContainerPrune => Err(not_yet("container prune")),
+            Command::ImageList => self.image_list().await,
+            Command::ImagePull { .. } => Err(not_yet("pulling images")),
+            Command::ImagePush { .. } => Err(not_yet("pushing images")),
+            Command::ImageBuild { .. } => Err(not_yet("building images")),
+            Command::ImageTag { .. } => Err(not_yet("tagging images")),
+            Command::ImageRemove { .. } => Err(not_yet("removing images")),
+            Command::ImagePrune { .. } => Err(not_yet("pruning images")),
+            Command::ImageInspect { reference } => Err(ApiError::NoSuchImage(reference.0)),
+            Command::ImageHistory { reference } => Err(ApiError::NoSuchImage(reference.0)),
+            Command::SystemVersion => Ok(Reply::Version(version_info())),
+            Command::SystemInfo => self.system_info().await,
+        }
+    }
+
+    fn authorize(&self, caller: &Caller, cmd: &Command) -> Result<(), ApiError> {
+        let request = Request {
+            action: cmd.action().to_owned(),
+            target: cmd.target(),
+            facts: facts_of(cmd),
+        };
+        let decision = self.policy.decide(&caller.subject, &request);
+        let proceeds = match decision.verdict {
+            Verdict::Allow => true,
+            Verdict::Confirm => caller.confirmed,
+            Verdict::Deny => false,
+        };
+        // Queries that are allowed are not worth an audit line each (a console lists often);
+        // every refusal, confirmation and change is.
+        if !proceeds || decision.verdict != Verdict::Allow || !is_query(cmd) {
+            self.record(caller, &request, &decision);
+        }
+        if proceeds {
+            return Ok(());
+        }
+        Err(match decision.verdict {
+            Verdict::Confirm => ApiError::ConfirmationRequired {
+                rule: decision.rule,
+                reason: decision.reason,
+            },
+            _ => ApiError::Denied {
+                rule: decision.rule,
+                reason: decision.reason,
+            },
+        })
+    }
+
+    fn record(&self, caller: &Caller, request: &Request, decision: &crate::security::Decision) {
+        let subject = caller.subject.to_string();
+        let record = AuditRecord {
+            time: rfc3339_now(),
+            subject: subject.clone(),
+            uid: caller.subject.uid,
+            action: request.action.clone(),
+            target: request.target.clone(),
+            decision: decision.verdict,
+            rule: decision.rule.clone(),
+            reason: decision.reason.clone(),
+        };
+        if let Err(e) = self.audit.append(&record) {
+            self.bus.publish(Event::Error {
+                context: format!("writing the audit log {}", self.audit.path().display()),
+                message: e.to_string(),
+            });
+        }
+        self.bus.publish(Event::PolicyDecision {
+            subject,
+            action: request.action.clone(),
+            target: request.target.clone(),
+            verdict: decision.verdict,
+            rule: decision.rule.clone(),
+            reason: decision.reason.clone(),
+        });
+    }
+
+    async fn container_list(&self, _all: bool) -> Result<Reply, ApiError> {
+        // No container can exist until the runtime lands in this build.
+        Ok(Reply::Containers(Vec::new()))
+    }
+
+    async fn image_list(&self) -> Result<Reply, ApiError> {
+        // No image can exist until the image manager lands in this build.
+        Ok(Reply::Images(Vec::new()))
+    }
+
+    async fn system_info(&self) -> Result<Reply, ApiError> {
+        Ok(Reply::Info(SystemInfo {
+            root: self.root.path().display().to_string(),
+            containers: 0,
+            containers_running: 0,
+            images: 0,
+            cgroup_version: cgroup_version().into(),
+            policy: self.policy.origin().to_owned(),
+        }))
+    }
+}
+
+fn not_yet(what: &'static str) -> ApiError {
+    ApiError::NotYetSupported { what }
+}
+
+/// Read-only commands.
+fn is_query(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::ContainerList { .. }
+            | Command::ContainerInspect { .. }
+            | Command::ContainerLogs { .. }
+            | Command::ContainerStats { .. }
+            | Command::ContainerTop { .. }
+            | Command::ContainerWait { .. }
+            | Command::ImageList
+            | Command::ImageInspect { .. }
+            | Command::ImageHistory { .. }
+            | Command::SystemVersion
+            | Command::SystemInfo
+    )
+}
+
+/// What the policy may look at in a command.
+fn facts_of(cmd: &Command) -> Facts {
+    match cmd {
+        Command::ContainerCreate { config, .. } => {
+            let c = config.as_ref();
+            let binds = c
+                .volumes
+                .iter()
+                .filter_map(|v| {
+                    let mut parts = v.split(':');
+                    let src = parts.next()?;
+                    // Only host paths are binds; a bare name is a named volume.
+                    src.starts_with('/').then(|| HostBind {
+                        path: src.into(),
+                        read_only: parts.skip(1).any(|o| o.split(',').any(|o| o == "ro")),
+                    })
+                })
+                .collect();
+            Facts {
+                image: Some(c.image.0.clone()),
+                privileged: c.privileged,
+                cap_add: c.cap_add.clone(),
+                binds,
+                user: c.user.clone(),
+                memory: c.memory,
+                cpus: c.cpus,
+                pids_limit: c.pids_limit,
+                network_host: c.network == NetworkMode::Host,
+                pid_host: c.pid_host,
+                ipc_host: c.ipc_host,
+                seccomp_unconfined: c
+                    .security_opt
+                    .iter()
+                    .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined"),
+                host_ports: c.publish.iter().filter_map(|p| host_port(p)).collect(),
+            }
+        }
+        Command::ImagePull { reference, .. } | Command::ImagePush { reference } => Facts {
+            image: Some(reference.0.clone()),
+            ..Facts::default()
+        },
+        Command::ImageTag { target, .. } => Facts {
+            image: Some(target.0.clone()),
+            ..Facts::default()
+        },
+        Command::ContainerExec { config } => Facts {
+            privileged: config.privileged,
+            user: config.user.clone(),
+            ..Facts::default()
+        },
+        _ => Facts::default(),
+    }
+}
+
+/// The host port of a `-p` spec (`[ip:]host:container[/proto]`), if it names one.
+fn host_port(spec: &str) -> Option<u16> {
+    let spec = spec.split('/').next()?;
+    let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+    match parts.len() {
+        2 | 3 => parts[1].parse().ok(),
+        _ => None,
+    }
+}
+
+fn cgroup_version() -> &'static str {
+    match nix::sys::statfs::statfs("/sys/fs/cgroup") {
+        Ok(s) if s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC => "2",
+        Ok(_) => "1",
+        Err(_) => "none",
+    }
+}
+
+pub(crate) fn version_info() -> VersionInfo {
+    let uts = nix::sys::utsname::uname().ok();
+    VersionInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        api_version: "1.44".into(),
+        min_api_version: "1.24".into(),
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+        kernel: uts
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// Now, as RFC 3339 UTC with seconds.
+pub(crate) fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ports_of_publish_specs() {
+        assert_eq!(host_port("8080:80"), Some(8080));
+        assert_eq!(host_port("127.0.0.1:53:53/udp"), Some(53));
+        assert_eq!(host_port("80"), None);
+    }
+}
+
+#[cfg(test)]
+mod dispatcher_tests {
+    use super::*;
+    use crate::api::{Engine, EngineOptions};
+
+    const DENY_CREATE: &str = "[[rule]]\naction = \"container.create\"\ndecision = \"deny\"\nreason = \"no new containers today\"\n\n[[rule]]\naction = \"*\"\ndecision = \"allow\"\n";
+
+    fn engine_with(policy: &str) -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let pol = dir.path().join("policy.toml");
+        std::fs::write(&pol, policy).unwrap();
+        let engine = Engine::open(EngineOptions {
+            root: Some(dir.path().join("root")),
+            policy: Some(pol),
+        })
+        .unwrap();
+        (dir, engine)
+    }
+
+    fn create() -> Command {
+        Command::ContainerCreate {
+            config: Box::new(ContainerConfig {
+                image: "busybox".into(),
+                name: Some("web".into()),
+                ..Default::default()
+            }),
+            pull: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn denied_command_never_reaches_its_handler_and_is_audited() {
+        let (_dir, engine) = engine_with(DENY_CREATE);
+        let mut events = engine.subscribe().unwrap();
+        let err = engine.submit(create()).await.unwrap_err();
+        match &err {
+            ApiError::Denied { rule, reason } => {
+                assert!(
+                    rule.as_deref().unwrap().ends_with("policy.toml:1"),
+                    "{rule:?}"
+                );
+                assert_eq!(reason, "no new containers today");
+            }
+            other => panic!("expected a denial, got {other:?}"),
+        }
+        // nothing was created or pulled
+        let root = engine.root().path();
+        assert_eq!(
+            std::fs::read_dir(root.join("containers")).unwrap().count(),
+            0
+        );
+        assert_eq!(std::fs::read_dir(root.join("images")).unwrap().count(), 0);
+        // one audit record, and an event saying why
+        let audit = AuditLog::new(root.join("audit.log")).tail(10).unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(
+            (audit[0].action.as_str(), audit[0].decision),
+            ("container.create", Verdict::Deny)
+        );
+        assert_eq!(audit[0].target.as_deref(), Some("busybox"));
+        match events.recv().await.unwrap().event {
+            Event::PolicyDecision {
+                verdict, action, ..
+            } => {
+                assert_eq!(
+                    (verdict, action.as_str()),
+                    (Verdict::Deny, "container.create")
+                )
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn confirm_rule_needs_confirmation_then_proceeds() {
+        let (_dir, engine) = engine_with(
+            "[[rule]]\naction = \"system.info\"\ndecision = \"confirm\"\n\n[[rule]]\naction = \"*\"\ndecision = \"allow\"\n",
+        );
+        let err = engine.submit(Command::SystemInfo).await.unwrap_err();
+        assert!(
+            matches!(err, ApiError::ConfirmationRequired { .. }),
+            "{err:?}"
+        );
+        let caller = Caller {
+            confirmed: true,
+            ..Caller::current()
+        };
+        assert!(matches!(
+            engine.submit_as(&caller, Command::SystemInfo).await,
+            Ok(Reply::Info(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn allowed_queries_are_not_audited_but_changes_and_denials_are() {
+        let (_dir, engine) = engine_with("[[rule]]\naction = \"*\"\ndecision = \"allow\"\n");
+        engine
+            .submit(Command::ContainerList { all: true })
+            .await
+            .unwrap();
+        let audit = AuditLog::new(engine.root().audit_path());
+        assert!(audit.tail(10).unwrap().is_empty());
+        let _ = engine
+            .submit(Command::ImageRemove {
+                reference: "x".into(),
+                force: false,
+            })
+            .await;
+        assert_eq!(audit.tail(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn invalid_policy_stops_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let pol = dir.path().join("p.toml");
+        std::fs::write(&pol, "[[rule]]\naction = \"*\"\ndecision = \"allow-all\"\n").unwrap();
+        let err = Engine::open(EngineOptions {
+            root: Some(dir.path().join("root")),
+            policy: Some(pol),
+        })
+        .err()
+        .expect("an invalid policy must refuse to start");
+        assert!(err.to_string().contains("p.toml:3"), "{err}");
+    }
+}

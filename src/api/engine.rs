@@ -1,0 +1,93 @@
+//! The handle the front ends hold: submit a command, get its result; subscribe to events.
+
+use super::command::Command;
+use super::dispatch::{Caller, Dispatcher};
+use super::error::ApiError;
+use super::event::EventRecord;
+use super::events::EventBus;
+use super::reply::Reply;
+use super::root::StateRoot;
+use crate::security::{Policy, PolicyError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// How to open an engine.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// The state root; default [`StateRoot::default_path`].
+    pub root: Option<PathBuf>,
+    /// A policy file; default `/etc/berth/policy.toml` when it exists, else the shipped one.
+    pub policy: Option<PathBuf>,
+}
+
+/// Why an engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot use the state root {path}: {source}")]
+    Root {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid policy, refusing to start: {0}")]
+    Policy(#[from] PolicyError),
+}
+
+/// The system-wide policy file, used when no `--policy` is given and it exists.
+pub const SYSTEM_POLICY: &str = "/etc/berth/policy.toml";
+
+/// A running engine. Cheap to clone; every clone talks to the same dispatcher.
+#[derive(Clone)]
+pub struct Engine {
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Engine {
+    /// Open the state root and load the policy. An invalid policy is an error: the engine never
+    /// falls back to allowing everything.
+    pub fn open(opts: EngineOptions) -> Result<Self, EngineError> {
+        let path = opts.root.unwrap_or_else(StateRoot::default_path);
+        let root = StateRoot::open(&path).map_err(|source| EngineError::Root { path, source })?;
+        let policy = load_policy(opts.policy.as_deref())?;
+        let bus = EventBus::new(root.events_path());
+        Ok(Self {
+            dispatcher: Arc::new(Dispatcher::new(root, policy, bus)),
+        })
+    }
+
+    /// Submit a command as this process's user.
+    pub async fn submit(&self, cmd: Command) -> Result<Reply, ApiError> {
+        self.dispatcher.dispatch(&Caller::current(), cmd).await
+    }
+
+    /// Submit a command for a given caller (the API server's peers; the console after a
+    /// confirmation).
+    pub async fn submit_as(&self, caller: &Caller, cmd: Command) -> Result<Reply, ApiError> {
+        self.dispatcher.dispatch(caller, cmd).await
+    }
+
+    /// Every event from now on, this process's and other berth processes' on the same root.
+    pub fn subscribe(&self) -> std::io::Result<broadcast::Receiver<EventRecord>> {
+        self.dispatcher.bus().subscribe()
+    }
+
+    pub fn root(&self) -> &StateRoot {
+        self.dispatcher.root()
+    }
+
+    pub fn policy(&self) -> &Policy {
+        self.dispatcher.policy()
+    }
+}
+
+/// Load the policy to use: the given file, else the system file, else the shipped default.
+pub fn load_policy(path: Option<&std::path::Path>) -> Result<Policy, PolicyError> {
+    let actions = Command::ACTIONS;
+    match path {
+        Some(p) => Policy::load(p, actions),
+        None if std::path::Path::new(SYSTEM_POLICY).exists() => {
+            Policy::load(std::path::Path::new(SYSTEM_POLICY), actions)
+        }
+        None => Policy::builtin(actions),
+    }
+}
