@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests (include with `#[path = "../support/mod.rs"] mod support;`).
 #![allow(dead_code)]
 
+pub mod tmux;
+
 /// Fails loudly in CI (`CI` set) when not root; elsewhere returns false so the caller can skip.
 pub fn require_root() -> bool {
     let root = nix_uid_is_root();
