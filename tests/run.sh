@@ -28,8 +28,10 @@ export BERTH_TEST_REGISTRY=127.0.0.1:$PORT
 work=$(mktemp -d /tmp/berth-tests.XXXXXX)
 reg_pid=""
 cleanup() {
-  [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
+  local rc=$?
+  if [ -n "$reg_pid" ]; then kill "$reg_pid" 2>/dev/null || true; wait "$reg_pid" 2>/dev/null || true; fi
   rm -rf "$work"
+  exit "$rc"
 }
 trap cleanup EXIT
 if curl -fsS "http://$BERTH_TEST_REGISTRY/v2/" >/dev/null 2>&1; then
