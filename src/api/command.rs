@@ -38,10 +38,36 @@ pub enum Command {
     ContainerRemove { id: ContainerId, force: bool },
     /// Rename a container.
     ContainerRename { id: ContainerId, name: String },
-    /// Wait for a container to exit; replies with its exit code.
-    ContainerWait { id: ContainerId },
-    /// Run a process in a running container.
-    ContainerExec { config: Box<ExecConfig> },
+    /// Wait until the condition holds; replies with the exit code.
+    ContainerWait {
+        id: ContainerId,
+        condition: WaitCondition,
+    },
+    /// Connect to a container's stdio (its TTY when it has one). Legal before start, so no
+    /// early output is lost; the session ends when the container's process exits.
+    ContainerAttach { id: ContainerId, stdin: bool },
+    /// Resize a container's TTY.
+    ContainerResize {
+        id: ContainerId,
+        height: u16,
+        width: u16,
+    },
+    /// Prepare a process to run in a running container; replies with the exec id.
+    ExecCreate { config: Box<ExecConfig> },
+    /// Start a prepared exec: replies with its stdio session, or `Done` when `detach`.
+    ExecStart {
+        exec_id: String,
+        detach: bool,
+        console_size: Option<(u16, u16)>,
+    },
+    /// Resize an exec's TTY.
+    ExecResize {
+        exec_id: String,
+        height: u16,
+        width: u16,
+    },
+    /// Whether an exec is running, and its exit code once it has ended.
+    ExecInspect { exec_id: String },
     /// Read a container's log.
     ContainerLogs {
         id: ContainerId,
@@ -100,7 +126,12 @@ impl Command {
             Self::ContainerRemove { .. } => "container.remove",
             Self::ContainerRename { .. } => "container.rename",
             Self::ContainerWait { .. } => "container.wait",
-            Self::ContainerExec { .. } => "container.exec",
+            Self::ContainerAttach { .. } => "container.attach",
+            Self::ContainerResize { .. } => "container.resize",
+            Self::ExecCreate { .. } => "container.exec",
+            Self::ExecStart { .. } => "container.exec",
+            Self::ExecResize { .. } => "container.exec",
+            Self::ExecInspect { .. } => "container.inspect",
             Self::ContainerLogs { .. } => "container.logs",
             Self::ContainerStats { .. } => "container.stats",
             Self::ContainerTop { .. } => "container.top",
@@ -133,6 +164,8 @@ impl Command {
         "container.remove",
         "container.rename",
         "container.wait",
+        "container.attach",
+        "container.resize",
         "container.exec",
         "container.logs",
         "container.stats",
@@ -163,12 +196,17 @@ impl Command {
             | Self::ContainerUnpause { id }
             | Self::ContainerRemove { id, .. }
             | Self::ContainerRename { id, .. }
-            | Self::ContainerWait { id }
+            | Self::ContainerWait { id, .. }
+            | Self::ContainerAttach { id, .. }
+            | Self::ContainerResize { id, .. }
             | Self::ContainerLogs { id, .. }
             | Self::ContainerStats { id, .. }
             | Self::ContainerTop { id }
             | Self::ContainerInspect { id } => Some(id.0.clone()),
-            Self::ContainerExec { config } => Some(config.container.0.clone()),
+            Self::ExecCreate { config } => Some(config.container.0.clone()),
+            Self::ExecStart { exec_id, .. }
+            | Self::ExecResize { exec_id, .. }
+            | Self::ExecInspect { exec_id } => Some(format!("exec {exec_id}")),
             Self::ContainerCreate { config, .. } => Some(config.image.0.clone()),
             Self::ImagePull { reference, .. }
             | Self::ImagePush { reference }

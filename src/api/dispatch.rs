@@ -73,7 +73,12 @@ impl Dispatcher {
             Command::ContainerRemove { .. } => Err(not_yet("removing containers")),
             Command::ContainerRename { .. } => Err(not_yet("renaming containers")),
             Command::ContainerWait { .. } => Err(not_yet("waiting for containers")),
-            Command::ContainerExec { .. } => Err(not_yet("exec")),
+            Command::ContainerAttach { .. } => Err(not_yet("attaching to containers")),
+            Command::ContainerResize { .. } => Err(not_yet("resizing container terminals")),
+            Command::ExecCreate { .. } | Command::ExecStart { .. } | Command::ExecResize { .. } => {
+                Err(not_yet("exec"))
+            }
+            Command::ExecInspect { exec_id } => Err(ApiError::NoSuchExec(exec_id)),
             Command::ContainerLogs { .. } => Err(not_yet("container logs")),
             Command::ContainerStats { .. } => Err(not_yet("container stats")),
             Command::ContainerTop { .. } => Err(not_yet("container top")),
@@ -189,6 +194,7 @@ fn is_query(cmd: &Command) -> bool {
             | Command::ContainerStats { .. }
             | Command::ContainerTop { .. }
             | Command::ContainerWait { .. }
+            | Command::ExecInspect { .. }
             | Command::ImageList
             | Command::ImageInspect { .. }
             | Command::ImageHistory { .. }
@@ -242,7 +248,7 @@ fn facts_of(cmd: &Command) -> Facts {
             image: Some(target.0.clone()),
             ..Facts::default()
         },
-        Command::ContainerExec { config } => Facts {
+        Command::ExecCreate { config } => Facts {
             privileged: config.privileged,
             user: config.user.clone(),
             ..Facts::default()

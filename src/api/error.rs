@@ -17,10 +17,16 @@ pub enum ApiError {
     },
     #[error("no such container: {0}")]
     NoSuchContainer(ContainerId),
+    #[error("no such exec instance: {0}")]
+    NoSuchExec(String),
     #[error("no such image: {0}")]
     NoSuchImage(String),
     #[error("{0}")]
     Conflict(String),
+    /// The command would change nothing (start a running container, stop a stopped one):
+    /// Docker answers these with 304.
+    #[error("{0}")]
+    NotModified(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("{what} is not yet supported by this build of berth")]

@@ -1,7 +1,9 @@
 //! What a command answers with.
 
 use super::types::*;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 /// Engine version facts (`berth version`, `GET /version`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +28,26 @@ pub struct SystemInfo {
     pub policy: String,
 }
 
+/// A chunk of a process's output. A TTY's output is all `Stdout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputChunk {
+    pub stream: Stream,
+    pub data: Bytes,
+}
+
+/// A live connection to a process's stdio (attach, exec start).
+#[derive(Debug)]
+pub struct IoSession {
+    /// Bytes for the process's stdin; dropping the sender closes stdin. `None` when stdin was not
+    /// asked for or the process has none.
+    pub stdin: Option<mpsc::Sender<Bytes>>,
+    /// Output as it is produced; the channel closes once the process has exited and its output
+    /// is drained.
+    pub output: mpsc::Receiver<OutputChunk>,
+    /// Whether the process has a TTY (raw output, no stdout/stderr split).
+    pub tty: bool,
+}
+
 /// The answer to a command.
 #[derive(Debug)]
 pub enum Reply {
@@ -41,4 +63,19 @@ pub enum Reply {
     Json(serde_json::Value),
     Version(VersionInfo),
     Info(SystemInfo),
+    /// Log lines; with `follow`, the channel stays open until the container stops.
+    Logs(mpsc::Receiver<LogLine>),
+    /// Stats samples; one, or a stream until the container stops or the receiver is dropped.
+    Stats(mpsc::Receiver<StatsSample>),
+    /// A stdio session (attach, exec start).
+    Io(IoSession),
+    ExecId(String),
+    Exec(ExecInfo),
+    /// What `ImageRemove` untagged and deleted.
+    ImagesDeleted(Vec<ImageDeleted>),
+    /// What a prune removed (ids) and the bytes it freed.
+    Pruned {
+        removed: Vec<String>,
+        freed: u64,
+    },
 }

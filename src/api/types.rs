@@ -353,3 +353,35 @@ pub struct BuildConfig {
     pub no_cache: bool,
     pub target: Option<String>,
 }
+
+/// What `ContainerWait` waits for (Docker's `condition=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitCondition {
+    /// Returns at once if the container is not running, else when it exits.
+    #[default]
+    NotRunning,
+    /// The next exit from now (even if the container has not started yet).
+    NextExit,
+    /// The container has been removed (`--rm`).
+    Removed,
+}
+
+/// What `ExecInspect` tells about an exec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecInfo {
+    pub id: String,
+    pub container: ContainerId,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+    pub pid: Option<u32>,
+    pub tty: bool,
+    pub cmd: Vec<String>,
+}
+
+/// One line of `docker rmi` output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageDeleted {
+    Untagged(String),
+    Deleted(Digest),
+}

@@ -294,8 +294,14 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             submit(engine, Command::ContainerStart { id: id.clone() }).await?;
             if args.detach {
                 let _ = writeln!(out, "{id}");
-            } else if let Reply::ExitCode(code) =
-                submit(engine, Command::ContainerWait { id }).await?
+            } else if let Reply::ExitCode(code) = submit(
+                engine,
+                Command::ContainerWait {
+                    id,
+                    condition: berth::api::WaitCondition::NextExit,
+                },
+            )
+            .await?
             {
                 return Ok(ExitCode::from(code.clamp(0, 255) as u8));
             }
@@ -422,7 +428,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             };
             submit(
                 engine,
-                Command::ContainerExec {
+                Command::ExecCreate {
                     config: Box::new(config),
                 },
             )
