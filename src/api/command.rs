@@ -104,6 +104,8 @@ pub enum Command {
     /// The history entries of an image.
     ImageHistory { reference: ImageRef },
 
+    /// The most recent policy decisions from the audit log, oldest first.
+    AuditLog { limit: usize },
     /// Engine version and build.
     SystemVersion,
     /// Engine-wide facts: counts, root directory, drivers.
@@ -146,6 +148,7 @@ impl Command {
             Self::ImagePrune { .. } => "image.prune",
             Self::ImageInspect { .. } => "image.inspect",
             Self::ImageHistory { .. } => "image.history",
+            Self::AuditLog { .. } => "system.audit",
             Self::SystemVersion => "system.version",
             Self::SystemInfo => "system.info",
         }
@@ -181,6 +184,7 @@ impl Command {
         "image.prune",
         "image.inspect",
         "image.history",
+        "system.audit",
         "system.version",
         "system.info",
     ];
@@ -219,6 +223,7 @@ impl Command {
             | Self::ContainerPrune
             | Self::ImageList
             | Self::ImagePrune { .. }
+            | Self::AuditLog { .. }
             | Self::SystemVersion
             | Self::SystemInfo => None,
         }

@@ -93,6 +93,11 @@ impl Dispatcher {
             Command::ImagePrune { .. } => Err(not_yet("pruning images")),
             Command::ImageInspect { reference } => Err(ApiError::NoSuchImage(reference.0)),
             Command::ImageHistory { reference } => Err(ApiError::NoSuchImage(reference.0)),
+            Command::AuditLog { limit } => self
+                .audit
+                .tail(limit)
+                .map(Reply::Audit)
+                .map_err(|e| ApiError::engine("reading the audit log", e)),
             Command::SystemVersion => Ok(Reply::Version(version_info())),
             Command::SystemInfo => self.system_info().await,
         }
@@ -198,6 +203,7 @@ fn is_query(cmd: &Command) -> bool {
             | Command::ImageList
             | Command::ImageInspect { .. }
             | Command::ImageHistory { .. }
+            | Command::AuditLog { .. }
             | Command::SystemVersion
             | Command::SystemInfo
     )

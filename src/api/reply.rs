@@ -73,6 +73,8 @@ pub enum Reply {
     Exec(ExecInfo),
     /// What `ImageRemove` untagged and deleted.
     ImagesDeleted(Vec<ImageDeleted>),
+    /// Policy decisions, oldest first.
+    Audit(Vec<crate::security::AuditRecord>),
     /// What a prune removed (ids) and the bytes it freed.
     Pruned {
         removed: Vec<String>,

@@ -27,6 +27,8 @@ fn console_starts_quits_on_q_and_restores_the_terminal() {
     assert!(screen.contains("? help"), "footer missing:\n{screen}");
     tmux.send(&["?"]);
     tmux.wait_text("show or hide this help", T);
+    tmux.send(&["Escape"]);
+    tmux.wait_for("help to close", T, |s| !s.contains("show or hide this help"));
     tmux.send(&["q"]);
     // Back on the shell's screen: the alternate screen is gone and berth exited cleanly.
     let screen = tmux.wait_text("BERTH-EXITED-0", T);
@@ -49,7 +51,7 @@ fn another_process_change_shows_up_in_a_running_console() {
     let cmd = format!("{} --root {}", berth(), root.display());
     let tmux = Tmux::start("twoproc", 100, 30, &cmd);
     tmux.wait_text("No containers", T);
-    tmux.send(&["3"]);
+    tmux.send(&["6"]);
     tmux.wait_text("No events yet", T);
 
     // A second berth process on the same root is refused by its policy: an audited decision

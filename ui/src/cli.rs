@@ -170,7 +170,14 @@ async fn run(cli: Cli) -> ExitCode {
     };
     let Some(cmd) = cli.command else {
         let label = engine.root().path().display().to_string();
-        return match crate::console::run(engine, label).await {
+        let config = match crate::console::config::default_path() {
+            Some(p) => match crate::console::config::Config::load(&p) {
+                Ok(c) => c,
+                Err(e) => return fail(format!("invalid console config {e}")),
+            },
+            None => Default::default(),
+        };
+        return match crate::console::run(engine, label, config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(format!("{e:?}")),
         };

@@ -1,35 +1,57 @@
 //! The console's state and its one `update` function. Rendering (in `view`) only reads it.
+//!
+//! A key goes to the popup on top first; if there is none, the focused pane's bindings, then the
+//! list bindings, then the global ones get it (see [`App::scopes`]). Everything the engine must
+//! do leaves `update` as an [`Effect`] for the event loop to carry out off the UI task.
 
-use super::keys::{self, Action, Binding};
-use berth::api::{Command, ContainerSummary, Event, EventRecord, ImageSummary};
+use super::keys::{self, Action, Binding, Scope};
+use super::popup::{self, Confirm, Input, InputKind, Menu, MenuItem, Popup, PullView, RunForm};
+use super::views::{InspectView, LogView, StatsView};
+use berth::api::{
+    Command, ContainerId, ContainerSummary, Event, EventRecord, ImageRef, ImageSummary, LogLine,
+    StatsSample,
+};
+use berth::security::{AuditRecord, Verdict};
 use crossterm::event::KeyEvent;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// The panes, in Tab order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pane {
     Containers,
     Images,
+    Logs,
+    Stats,
+    Inspect,
     Events,
+    Policy,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 3] = [Pane::Containers, Pane::Images, Pane::Events];
+    pub const ALL: [Pane; 7] = [
+        Pane::Containers,
+        Pane::Images,
+        Pane::Logs,
+        Pane::Stats,
+        Pane::Inspect,
+        Pane::Events,
+        Pane::Policy,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
             Self::Containers => "Containers",
             Self::Images => "Images",
+            Self::Logs => "Logs",
+            Self::Stats => "Stats",
+            Self::Inspect => "Inspect",
             Self::Events => "Events",
+            Self::Policy => "Policy",
         }
     }
 
     fn index(self) -> usize {
-        match self {
-            Self::Containers => 0,
-            Self::Images => 1,
-            Self::Events => 2,
-        }
+        Self::ALL.iter().position(|p| *p == self).unwrap_or(0)
     }
 }
 
@@ -68,15 +90,73 @@ impl<T> Loaded<T> {
 pub enum Query {
     Containers,
     Images,
+    Audit,
 }
 
-impl Query {
-    pub fn command(self, show_all: bool) -> Command {
-        match self {
-            Self::Containers => Command::ContainerList { all: show_all },
-            Self::Images => Command::ImageList,
+/// One command for the engine, with what to call it in messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub cmd: Command,
+    pub confirmed: bool,
+    /// "stop web", "pull busybox": shown in the status line.
+    pub what: String,
+    /// For `run`: start the container once created (and show its logs).
+    pub then_start: bool,
+}
+
+impl Job {
+    pub fn new(cmd: Command, what: impl Into<String>) -> Self {
+        Self {
+            cmd,
+            confirmed: false,
+            what: what.into(),
+            then_start: false,
         }
     }
+}
+
+/// Why a job failed, as the console needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    Denied {
+        rule: Option<String>,
+        reason: String,
+    },
+    NeedsConfirmation {
+        rule: Option<String>,
+        reason: String,
+    },
+    Failed(String),
+}
+
+/// What the console shows about an item the policy refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub rule: Option<String>,
+    pub reason: String,
+}
+
+/// What to inspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InspectTarget {
+    Container(ContainerId),
+    Image(ImageRef),
+}
+
+/// Work for the event loop: everything that talks to the engine or the outside world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Query(Query),
+    Submit(Job),
+    OpenLogs(ContainerId),
+    OpenStats(ContainerId),
+    Inspect(InspectTarget),
+    SaveLogs {
+        path: std::path::PathBuf,
+        text: String,
+    },
+    SetMouse(bool),
+    Exec(ContainerId),
 }
 
 /// Everything that can wake the console.
@@ -92,100 +172,327 @@ pub enum Msg {
     Lagged(u64),
     Containers(Result<Vec<ContainerSummary>, String>),
     Images(Result<Vec<ImageSummary>, String>),
+    Audit(Result<Vec<AuditRecord>, String>),
+    /// A job ended; `created` is the container a create made.
+    Done {
+        job: Job,
+        result: Result<Option<ContainerId>, JobError>,
+    },
+    LogLine {
+        id: ContainerId,
+        line: LogLine,
+    },
+    LogEnd {
+        id: ContainerId,
+        error: Option<String>,
+    },
+    Stat(StatsSample),
+    Inspected {
+        title: String,
+        result: Result<serde_json::Value, String>,
+    },
+    Saved(Result<std::path::PathBuf, String>),
 }
 
 /// What an update asks of the event loop.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Outcome {
     pub redraw: bool,
-    pub queries: Vec<Query>,
+    pub effects: Vec<Effect>,
 }
 
+impl Outcome {
+    fn effect(&mut self, e: Effect) {
+        if !self.effects.contains(&e) {
+            self.effects.push(e);
+        }
+    }
+}
+
+/// Columns a list can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub column: usize,
+    pub reverse: bool,
+}
+
+/// Per list pane: selection, scroll, filter, sort, marks.
+#[derive(Debug, Clone, Default)]
+pub struct ListState {
+    pub selected: usize,
+    pub offset: usize,
+    pub filter: String,
+    pub sort: Option<Sort>,
+    pub marked: HashSet<String>,
+}
+
+/// A row of the policy pane.
+pub type PolicyRow = AuditRecord;
+
 const EVENTS_KEPT: usize = 1000;
+const POLICY_KEPT: usize = 500;
 
 /// The console's whole state.
 pub struct App {
-    pub keymap: &'static [Binding],
+    pub keymap: Vec<Binding>,
     /// Shown in the header: which engine (root directory) this console drives.
     pub engine_label: String,
     pub pane: Pane,
     pub containers: Loaded<ContainerSummary>,
     pub images: Loaded<ImageSummary>,
     pub events: VecDeque<EventRecord>,
+    pub policy: VecDeque<PolicyRow>,
+    /// Rows of the containers and images panes after filter and sort: indices into the lists.
+    pub container_rows: Vec<usize>,
+    pub image_rows: Vec<usize>,
+    pub lists: HashMap<Pane, ListState>,
     pub show_all: bool,
-    pub help: bool,
+    pub popups: Vec<Popup>,
     pub status: Option<Status>,
+    /// Policy refusals, by the item they were about (container id or image ref).
+    pub denials: HashMap<String, Denial>,
+    pub logs: LogView,
+    pub stats: StatsView,
+    pub inspect: InspectView,
+    pub mouse: bool,
     pub quit: bool,
-    /// Per pane: selected row and first visible row.
-    pub selected: [usize; 3],
-    pub offset: [usize; 3],
-    /// Rows the list area shows (from the last resize).
+    /// Rows a list area shows (from the last resize).
     pub list_rows: usize,
+    pub width: u16,
     /// Unix seconds "now" for relative times, set by the loop when it draws.
     pub now: i64,
 }
 
 impl App {
-    pub fn new(engine_label: impl Into<String>, width: u16, height: u16) -> Self {
+    pub fn new(
+        engine_label: impl Into<String>,
+        keymap: Vec<Binding>,
+        width: u16,
+        height: u16,
+    ) -> Self {
+        let mut lists = HashMap::new();
+        for p in Pane::ALL {
+            lists.insert(p, ListState::default());
+        }
         let mut app = Self {
-            keymap: keys::DEFAULT_KEYMAP,
+            keymap,
             engine_label: engine_label.into(),
             pane: Pane::Containers,
             containers: Loaded::Loading,
             images: Loaded::Loading,
             events: VecDeque::new(),
+            policy: VecDeque::new(),
+            container_rows: Vec::new(),
+            image_rows: Vec::new(),
+            lists,
             show_all: true,
-            help: false,
+            popups: Vec::new(),
             status: None,
+            denials: HashMap::new(),
+            logs: LogView::default(),
+            stats: StatsView::default(),
+            inspect: InspectView::default(),
+            mouse: true,
             quit: false,
-            selected: [0; 3],
-            offset: [0; 3],
             list_rows: 1,
+            width,
             now: 0,
         };
         app.resize(width, height);
         app
     }
 
-    /// The queries to make at start-up.
-    pub fn initial_queries() -> Vec<Query> {
-        vec![Query::Containers, Query::Images]
+    /// What to ask the engine at start-up.
+    pub fn initial_effects() -> Vec<Effect> {
+        vec![
+            Effect::Query(Query::Containers),
+            Effect::Query(Query::Images),
+            Effect::Query(Query::Audit),
+        ]
     }
 
-    fn resize(&mut self, _width: u16, height: u16) {
+    fn resize(&mut self, width: u16, height: u16) {
+        self.width = width;
         // header, footer, status line, the list's border (2) and its column header
         self.list_rows = usize::from(height).saturating_sub(6).max(1);
         for p in Pane::ALL {
             self.scroll_into_view(p);
         }
+        self.logs.page = self.list_rows + 1;
+        self.inspect.page = self.list_rows + 1;
     }
 
-    /// The number of rows in a pane.
+    pub fn list(&self, pane: Pane) -> &ListState {
+        &self.lists[&pane]
+    }
+
+    fn list_mut(&mut self, pane: Pane) -> &mut ListState {
+        self.lists.entry(pane).or_default()
+    }
+
+    /// The number of rows a pane shows.
     pub fn len(&self, pane: Pane) -> usize {
         match pane {
-            Pane::Containers => self.containers.items().len(),
-            Pane::Images => self.images.items().len(),
+            Pane::Containers => self.container_rows.len(),
+            Pane::Images => self.image_rows.len(),
             Pane::Events => self.events.len(),
+            Pane::Policy => self.policy.len(),
+            Pane::Logs => self.logs.lines.len(),
+            Pane::Inspect => self.inspect.rows.len(),
+            Pane::Stats => 0,
         }
+    }
+
+    /// The selected container (after filter and sort).
+    pub fn selected_container(&self) -> Option<&ContainerSummary> {
+        let i = *self
+            .container_rows
+            .get(self.list(Pane::Containers).selected)?;
+        self.containers.items().get(i)
+    }
+
+    pub fn selected_image(&self) -> Option<&ImageSummary> {
+        let i = *self.image_rows.get(self.list(Pane::Images).selected)?;
+        self.images.items().get(i)
+    }
+
+    /// The containers an action applies to: the marked ones, else the selected one.
+    fn container_targets(&self) -> Vec<&ContainerSummary> {
+        let marked = &self.list(Pane::Containers).marked;
+        if marked.is_empty() {
+            return self.selected_container().into_iter().collect();
+        }
+        self.containers
+            .items()
+            .iter()
+            .filter(|c| marked.contains(c.id.as_str()))
+            .collect()
     }
 
     fn scroll_into_view(&mut self, pane: Pane) {
-        let i = pane.index();
         let len = self.len(pane);
-        self.selected[i] = self.selected[i].min(len.saturating_sub(1));
-        if self.selected[i] < self.offset[i] {
-            self.offset[i] = self.selected[i];
-        } else if self.selected[i] >= self.offset[i] + self.list_rows {
-            self.offset[i] = self.selected[i] + 1 - self.list_rows;
+        let rows = self.list_rows;
+        let l = self.list_mut(pane);
+        l.selected = l.selected.min(len.saturating_sub(1));
+        if l.selected < l.offset {
+            l.offset = l.selected;
+        } else if l.selected >= l.offset + rows {
+            l.offset = l.selected + 1 - rows;
         }
-        self.offset[i] = self.offset[i].min(len.saturating_sub(self.list_rows));
+        l.offset = l.offset.min(len.saturating_sub(rows));
     }
 
-    fn select(&mut self, to: impl FnOnce(usize, usize) -> usize) {
-        let i = self.pane.index();
-        let len = self.len(self.pane);
-        self.selected[i] = to(self.selected[i], len).min(len.saturating_sub(1));
-        self.scroll_into_view(self.pane);
+    fn select(&mut self, pane: Pane, to: impl FnOnce(usize, usize) -> usize) {
+        let len = self.len(pane);
+        let l = self.list_mut(pane);
+        l.selected = to(l.selected, len).min(len.saturating_sub(1));
+        self.scroll_into_view(pane);
+    }
+
+    /// Recompute the filtered, sorted rows of the containers and images panes, keeping the
+    /// selection on the same item.
+    pub fn rebuild_rows(&mut self) {
+        let keep = self.selected_container().map(|c| c.id.clone());
+        let l = self.list(Pane::Containers);
+        let filter = l.filter.to_lowercase();
+        let items = self.containers.items();
+        let mut rows: Vec<usize> = (0..items.len())
+            .filter(|&i| self.show_all || items[i].state.is_alive())
+            .filter(|&i| {
+                filter.is_empty()
+                    || [
+                        &items[i].name,
+                        &items[i].image,
+                        items[i].id.as_str(),
+                        items[i].state.as_str(),
+                    ]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(&filter))
+            })
+            .collect();
+        if let Some(sort) = l.sort {
+            rows.sort_by(|&a, &b| {
+                let (a, b) = (&items[a], &items[b]);
+                let o = match sort.column {
+                    0 => a.name.cmp(&b.name),
+                    1 => a.image.cmp(&b.image),
+                    2 => a.state.as_str().cmp(b.state.as_str()),
+                    _ => a.created.cmp(&b.created),
+                };
+                if sort.reverse { o.reverse() } else { o }
+            });
+        }
+        self.container_rows = rows;
+        if let Some(id) = keep
+            && let Some(pos) = self
+                .container_rows
+                .iter()
+                .position(|&i| self.containers.items()[i].id == id)
+        {
+            self.list_mut(Pane::Containers).selected = pos;
+        }
+
+        let keep = self.selected_image().map(|i| i.id.clone());
+        let l = self.list(Pane::Images);
+        let filter = l.filter.to_lowercase();
+        let items = self.images.items();
+        let mut rows: Vec<usize> = (0..items.len())
+            .filter(|&i| {
+                filter.is_empty()
+                    || items[i].id.as_str().contains(&filter)
+                    || items[i]
+                        .repo_tags
+                        .iter()
+                        .any(|t| t.to_lowercase().contains(&filter))
+            })
+            .collect();
+        if let Some(sort) = l.sort {
+            rows.sort_by(|&a, &b| {
+                let (a, b) = (&items[a], &items[b]);
+                let o = match sort.column {
+                    0 => a.repo_tags.first().cmp(&b.repo_tags.first()),
+                    1 => a.size.cmp(&b.size),
+                    _ => a.created.cmp(&b.created),
+                };
+                if sort.reverse { o.reverse() } else { o }
+            });
+        }
+        self.image_rows = rows;
+        if let Some(id) = keep
+            && let Some(pos) = self
+                .image_rows
+                .iter()
+                .position(|&i| self.images.items()[i].id == id)
+        {
+            self.list_mut(Pane::Images).selected = pos;
+        }
+        self.scroll_into_view(Pane::Containers);
+        self.scroll_into_view(Pane::Images);
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            kind: StatusKind::Info,
+            text: text.into(),
+        });
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            kind: StatusKind::Error,
+            text: text.into(),
+        });
+    }
+
+    /// The key scopes in the order they get a key, for the focused pane.
+    pub fn scopes(&self) -> Vec<Scope> {
+        match self.pane {
+            Pane::Containers => vec![Scope::Containers, Scope::List, Scope::Global],
+            Pane::Images => vec![Scope::Images, Scope::List, Scope::Global],
+            Pane::Logs => vec![Scope::Logs, Scope::Global],
+            Pane::Inspect | Pane::Events | Pane::Policy => vec![Scope::List, Scope::Global],
+            Pane::Stats => vec![Scope::Global],
+        }
     }
 
     /// Apply one message. Returns whether the screen changed and what to ask the engine.
@@ -199,19 +506,22 @@ impl App {
             }
             Msg::Engine(rec) => self.on_event(*rec, &mut out),
             Msg::Lagged(n) => {
-                self.status = Some(Status {
-                    kind: StatusKind::Info,
-                    text: format!("missed {n} engine events; refreshed"),
-                });
-                out.queries = Self::initial_queries();
+                self.info(format!("missed {n} engine events; refreshed"));
+                out.effects = Self::initial_effects();
                 out.redraw = true;
             }
             Msg::Containers(r) => {
                 match r {
-                    Ok(v) => self.containers = Loaded::Ready(v),
+                    Ok(v) => {
+                        let ids: HashSet<&str> = v.iter().map(|c| c.id.as_str()).collect();
+                        self.list_mut(Pane::Containers)
+                            .marked
+                            .retain(|m| ids.contains(m.as_str()));
+                        self.containers = Loaded::Ready(v);
+                    }
                     Err(e) => self.error(format!("listing containers: {e}")),
                 }
-                self.scroll_into_view(Pane::Containers);
+                self.rebuild_rows();
                 out.redraw = true;
             }
             Msg::Images(r) => {
@@ -219,37 +529,215 @@ impl App {
                     Ok(v) => self.images = Loaded::Ready(v),
                     Err(e) => self.error(format!("listing images: {e}")),
                 }
-                self.scroll_into_view(Pane::Images);
+                self.rebuild_rows();
+                out.redraw = true;
+            }
+            Msg::Audit(r) => {
+                match r {
+                    Ok(v) => self.policy = v.into_iter().collect(),
+                    Err(e) => self.error(format!("reading policy decisions: {e}")),
+                }
+                self.scroll_into_view(Pane::Policy);
+                out.redraw = true;
+            }
+            Msg::Done { job, result } => self.on_done(job, result, &mut out),
+            Msg::LogLine { id, line } => {
+                if self.logs.container.as_ref().is_some_and(|(c, _)| *c == id) {
+                    self.logs.push(line);
+                    out.redraw = self.pane == Pane::Logs;
+                }
+            }
+            Msg::LogEnd { id, error } => {
+                if self.logs.container.as_ref().is_some_and(|(c, _)| *c == id) {
+                    self.logs.ended = true;
+                    if let Some(e) = error {
+                        self.error(format!("logs: {e}"));
+                    }
+                    out.redraw = true;
+                }
+            }
+            Msg::Stat(s) => {
+                if self
+                    .stats
+                    .container
+                    .as_ref()
+                    .is_some_and(|(c, _)| *c == s.id)
+                {
+                    self.stats.push(s);
+                    out.redraw = self.pane == Pane::Stats;
+                }
+            }
+            Msg::Inspected { title, result } => {
+                match result {
+                    Ok(v) => {
+                        self.inspect = InspectView::new(title, v, self.list_rows + 1);
+                        self.pane = Pane::Inspect;
+                    }
+                    Err(e) => self.error(format!("inspect: {e}")),
+                }
+                out.redraw = true;
+            }
+            Msg::Saved(r) => {
+                match r {
+                    Ok(p) => self.info(format!("log saved to {}", p.display())),
+                    Err(e) => self.error(format!("saving the log: {e}")),
+                }
                 out.redraw = true;
             }
         }
         out
     }
 
-    fn error(&mut self, text: String) {
-        self.status = Some(Status {
-            kind: StatusKind::Error,
-            text,
-        });
+    fn on_done(
+        &mut self,
+        job: Job,
+        result: Result<Option<ContainerId>, JobError>,
+        out: &mut Outcome,
+    ) {
+        out.redraw = true;
+        let target = job.cmd.target().unwrap_or_default();
+        match result {
+            Ok(created) => {
+                self.denials.remove(&target);
+                if let Some(p) = self.popups.iter_mut().find_map(|p| match p {
+                    Popup::Pull(v) if job.what.ends_with(&v.reference) => Some(v),
+                    _ => None,
+                }) {
+                    p.done = Some(Ok(()));
+                }
+                match (job.then_start, created) {
+                    (true, Some(id)) => {
+                        out.effect(Effect::Submit(Job::new(
+                            Command::ContainerStart { id: id.clone() },
+                            format!("start {}", id.short()),
+                        )));
+                        self.open_logs(id.clone(), id.short().to_owned(), out);
+                    }
+                    _ => self.info(format!("{}: done", job.what)),
+                }
+            }
+            Err(JobError::NeedsConfirmation { rule, reason }) => {
+                let mut confirmed = job.clone();
+                confirmed.confirmed = true;
+                self.popups.push(Popup::Confirm(Confirm::new(
+                    "Policy asks for confirmation",
+                    vec![
+                        format!("{}: {reason}", job.what),
+                        rule.map(|r| format!("rule {r}")).unwrap_or_default(),
+                        "Go ahead?".into(),
+                    ],
+                    vec![confirmed],
+                )));
+            }
+            Err(JobError::Denied { rule, reason }) => {
+                self.error(format!(
+                    "{} denied: {reason}{}",
+                    job.what,
+                    rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+                ));
+                self.denials.insert(target, Denial { rule, reason });
+                self.fail_pull(&job);
+            }
+            Err(JobError::Failed(e)) => {
+                self.error(format!("{}: {e}", job.what));
+                self.fail_pull(&job);
+            }
+        }
+    }
+
+    fn fail_pull(&mut self, job: &Job) {
+        let msg = self
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default();
+        for p in &mut self.popups {
+            if let Popup::Pull(v) = p
+                && job.what.ends_with(&v.reference)
+            {
+                v.done = Some(Err(msg.clone()));
+            }
+        }
+    }
+
+    fn open_logs(&mut self, id: ContainerId, name: String, out: &mut Outcome) {
+        if self.logs.container.as_ref().map(|(c, _)| c) != Some(&id) {
+            self.logs = LogView::open(id.clone(), name, self.list_rows + 1);
+            out.effect(Effect::OpenLogs(id));
+        }
+        self.pane = Pane::Logs;
+    }
+
+    fn open_stats(&mut self, id: ContainerId, name: String, out: &mut Outcome) {
+        if self.stats.container.as_ref().map(|(c, _)| c) != Some(&id) {
+            self.stats = StatsView::open(id.clone(), name);
+            out.effect(Effect::OpenStats(id));
+        }
+        self.pane = Pane::Stats;
     }
 
     fn on_key(&mut self, k: &KeyEvent, out: &mut Outcome) {
-        let Some(action) = keys::lookup(self.keymap, k) else {
-            return;
-        };
-        // The help popup takes every key but its own toggle and quit, and closes on Esc.
-        if self.help && !matches!(action, Action::Help | Action::Quit | Action::Back) {
+        // The popup on top takes the key first.
+        if let Some(top) = self.popups.last_mut() {
+            out.redraw = true;
+            match popup::handle_key(top, k, &self.keymap) {
+                popup::Reaction::Keep => {}
+                popup::Reaction::Close => {
+                    self.popups.pop();
+                }
+                popup::Reaction::Submit(jobs) => {
+                    self.popups.pop();
+                    for j in jobs {
+                        self.info(format!("{}…", j.what));
+                        out.effect(Effect::Submit(j));
+                    }
+                }
+                popup::Reaction::Menu(action) => {
+                    self.popups.pop();
+                    self.act(action, out);
+                }
+                popup::Reaction::Input(kind, text) => {
+                    self.popups.pop();
+                    self.on_input(kind, text, out);
+                }
+                popup::Reaction::Live(kind, text) => self.on_live_input(kind, &text),
+                popup::Reaction::Pull(reference) => {
+                    self.popups.pop();
+                    self.start_pull(reference, out);
+                }
+            }
             return;
         }
+        let Some(action) = keys::lookup(&self.keymap, &self.scopes(), k) else {
+            return;
+        };
         out.redraw = true;
+        self.act(action, out);
+    }
+
+    fn act(&mut self, action: Action, out: &mut Outcome) {
+        let pane = self.pane;
         let page = self.list_rows.max(1);
-        match action {
-            Action::Quit => self.quit = true,
-            Action::Help => self.help = !self.help,
-            Action::Back => self.help = false,
-            Action::NextPane | Action::PrevPane => {
-                let i = self.pane.index();
+        match (pane, action) {
+            (_, Action::Quit) => self.quit = true,
+            (_, Action::Help) => self.popups.push(Popup::Help),
+            (_, Action::Back) => {
+                let l = self.list_mut(pane);
+                if !l.filter.is_empty() {
+                    l.filter.clear();
+                    self.rebuild_rows();
+                } else if pane == Pane::Logs && self.logs.search.is_some() {
+                    self.logs.set_search(None);
+                } else if pane != Pane::Containers {
+                    self.pane = Pane::Containers;
+                }
+            }
+            (_, Action::CommandLine) => self
+                .popups
+                .push(Popup::Input(Box::new(Input::new(InputKind::Command, "")))),
+            (_, Action::NextPane | Action::PrevPane) => {
                 let n = Pane::ALL.len();
+                let i = pane.index();
                 let j = if action == Action::NextPane {
                     (i + 1) % n
                 } else {
@@ -257,68 +745,604 @@ impl App {
                 };
                 self.pane = Pane::ALL[j];
             }
-            Action::ContainersPane => self.pane = Pane::Containers,
-            Action::ImagesPane => self.pane = Pane::Images,
-            Action::EventsPane => self.pane = Pane::Events,
-            Action::Down => self.select(|s, _| s + 1),
-            Action::Up => self.select(|s, _| s.saturating_sub(1)),
-            Action::Top => self.select(|_, _| 0),
-            Action::Bottom => self.select(|_, len| len),
-            Action::PageDown => self.select(|s, _| s + page),
-            Action::PageUp => self.select(|s, _| s.saturating_sub(page)),
-            Action::ToggleAll => {
-                self.show_all = !self.show_all;
-                out.queries.push(Query::Containers);
+            (_, Action::ContainersPane) => self.pane = Pane::Containers,
+            (_, Action::ImagesPane) => self.pane = Pane::Images,
+            (_, Action::LogsPane) => match self
+                .selected_container()
+                .map(|c| (c.id.clone(), c.name.clone()))
+            {
+                Some((id, name)) if self.logs.container.is_none() => self.open_logs(id, name, out),
+                _ => self.pane = Pane::Logs,
+            },
+            (_, Action::StatsPane) => match self
+                .selected_container()
+                .map(|c| (c.id.clone(), c.name.clone()))
+            {
+                Some((id, name)) if self.stats.container.is_none() => {
+                    self.open_stats(id, name, out)
+                }
+                _ => self.pane = Pane::Stats,
+            },
+            (_, Action::InspectPane) => self.pane = Pane::Inspect,
+            (_, Action::EventsPane) => self.pane = Pane::Events,
+            (_, Action::PolicyPane) => {
+                self.pane = Pane::Policy;
+                out.effect(Effect::Query(Query::Audit));
             }
+            (_, Action::ToggleMouse) => {
+                self.mouse = !self.mouse;
+                out.effect(Effect::SetMouse(self.mouse));
+                self.info(if self.mouse {
+                    "mouse on"
+                } else {
+                    "mouse off: select text with the terminal"
+                });
+            }
+            (_, Action::RunForm) => {
+                let image = self
+                    .selected_image()
+                    .filter(|_| pane == Pane::Images)
+                    .and_then(|i| i.repo_tags.first().cloned())
+                    .unwrap_or_default();
+                self.popups.push(Popup::Run(Box::new(RunForm::new(&image))));
+            }
+            (_, Action::PullForm) => self
+                .popups
+                .push(Popup::Input(Box::new(Input::new(InputKind::Pull, "")))),
+            (Pane::Logs, a) => self.logs_action(a, out),
+            (Pane::Inspect, Action::Menu | Action::Mark) => self.inspect.toggle(),
+            (Pane::Inspect, Action::Down) => self.inspect.move_by(1),
+            (Pane::Inspect, Action::Up) => self.inspect.move_by(-1),
+            (Pane::Inspect, Action::PageDown) => self.inspect.move_by(page as isize),
+            (Pane::Inspect, Action::PageUp) => self.inspect.move_by(-(page as isize)),
+            (Pane::Inspect, Action::Top) => self.inspect.move_by(isize::MIN / 2),
+            (Pane::Inspect, Action::Bottom) => self.inspect.move_by(isize::MAX / 2),
+            (_, Action::Down) => self.select(pane, |s, _| s + 1),
+            (_, Action::Up) => self.select(pane, |s, _| s.saturating_sub(1)),
+            (_, Action::Top) => self.select(pane, |_, _| 0),
+            (_, Action::Bottom) => self.select(pane, |_, len| len),
+            (_, Action::PageDown) => self.select(pane, |s, _| s + page),
+            (_, Action::PageUp) => self.select(pane, |s, _| s.saturating_sub(page)),
+            (Pane::Containers | Pane::Images, Action::Filter) => {
+                let current = self.list(pane).filter.clone();
+                self.popups.push(Popup::Input(Box::new(Input::new(
+                    InputKind::Filter(pane),
+                    &current,
+                ))));
+            }
+            (Pane::Containers | Pane::Images, Action::SortNext | Action::SortReverse) => {
+                let columns = if pane == Pane::Containers { 4 } else { 3 };
+                let l = self.list_mut(pane);
+                l.sort = Some(match (l.sort, action) {
+                    (None, _) => Sort {
+                        column: 0,
+                        reverse: false,
+                    },
+                    (Some(s), Action::SortReverse) => Sort {
+                        reverse: !s.reverse,
+                        ..s
+                    },
+                    (Some(s), _) => Sort {
+                        column: (s.column + 1) % columns,
+                        reverse: false,
+                    },
+                });
+                self.rebuild_rows();
+            }
+            (Pane::Containers, Action::Mark) => {
+                if let Some(id) = self.selected_container().map(|c| c.id.0.clone()) {
+                    let m = &mut self.list_mut(Pane::Containers).marked;
+                    if !m.remove(&id) {
+                        m.insert(id);
+                    }
+                    self.select(Pane::Containers, |s, _| s + 1);
+                }
+            }
+            (Pane::Containers, Action::ToggleAll) => {
+                self.show_all = !self.show_all;
+                self.rebuild_rows();
+            }
+            (Pane::Containers, Action::Menu) => {
+                if let Some(c) = self.selected_container() {
+                    self.popups
+                        .push(Popup::Menu(container_menu(c, &self.keymap)));
+                }
+            }
+            (Pane::Images, Action::Menu) => {
+                if let Some(i) = self.selected_image() {
+                    self.popups.push(Popup::Menu(image_menu(i, &self.keymap)));
+                }
+            }
+            (Pane::Containers, Action::Inspect) => {
+                if let Some(c) = self.selected_container() {
+                    out.effect(Effect::Inspect(InspectTarget::Container(c.id.clone())));
+                }
+            }
+            (Pane::Images, Action::Inspect) => {
+                if let Some(i) = self.selected_image() {
+                    out.effect(Effect::Inspect(InspectTarget::Image(ImageRef(
+                        i.id.0.clone(),
+                    ))));
+                }
+            }
+            (Pane::Containers, a) => self.container_action(a, out),
+            (Pane::Images, a) => self.image_action(a),
+            _ => out.redraw = false,
+        }
+    }
+
+    fn container_action(&mut self, action: Action, out: &mut Outcome) {
+        let targets: Vec<(ContainerId, String, bool, bool)> = self
+            .container_targets()
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    c.name.clone(),
+                    c.state.is_alive(),
+                    c.state == berth::api::ContainerState::Paused,
+                )
+            })
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let jobs = |f: &dyn Fn(&ContainerId) -> Command, verb: &str| -> Vec<Job> {
+            targets
+                .iter()
+                .map(|(id, name, ..)| Job::new(f(id), format!("{verb} {name}")))
+                .collect()
+        };
+        let names = targets
+            .iter()
+            .map(|t| t.1.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let submit = match action {
+            Action::Start => jobs(&|id| Command::ContainerStart { id: id.clone() }, "start"),
+            Action::Stop => jobs(
+                &|id| Command::ContainerStop {
+                    id: id.clone(),
+                    timeout: None,
+                },
+                "stop",
+            ),
+            Action::Restart => jobs(
+                &|id| Command::ContainerRestart {
+                    id: id.clone(),
+                    timeout: None,
+                },
+                "restart",
+            ),
+            Action::PauseToggle => targets
+                .iter()
+                .map(|(id, name, _, paused)| {
+                    if *paused {
+                        Job::new(
+                            Command::ContainerUnpause { id: id.clone() },
+                            format!("unpause {name}"),
+                        )
+                    } else {
+                        Job::new(
+                            Command::ContainerPause { id: id.clone() },
+                            format!("pause {name}"),
+                        )
+                    }
+                })
+                .collect(),
+            Action::Kill => {
+                let ids: Vec<(ContainerId, String)> =
+                    targets.iter().map(|t| (t.0.clone(), t.1.clone())).collect();
+                self.popups.push(Popup::Menu(popup::signal_menu(ids)));
+                return;
+            }
+            Action::Remove | Action::ForceRemove => {
+                let force = action == Action::ForceRemove;
+                let running = targets.iter().filter(|t| t.2).count();
+                let mut text = vec![format!("Remove {names}?")];
+                if running > 0 && !force {
+                    text.push(format!(
+                        "{running} running: removal will be refused (D forces)."
+                    ));
+                } else if force && running > 0 {
+                    text.push(format!("{running} running: they will be killed first."));
+                }
+                let jobs = jobs(
+                    &|id| Command::ContainerRemove {
+                        id: id.clone(),
+                        force,
+                    },
+                    "remove",
+                );
+                self.popups.push(Popup::Confirm(Confirm::new(
+                    "Remove containers",
+                    text,
+                    jobs,
+                )));
+                return;
+            }
+            Action::Logs => {
+                let (id, name, ..) = targets[0].clone();
+                self.open_logs(id, name, out);
+                return;
+            }
+            Action::Exec => {
+                out.effect(Effect::Exec(targets[0].0.clone()));
+                return;
+            }
+            _ => return,
+        };
+        for j in submit {
+            out.effect(Effect::Submit(j));
+        }
+        self.info(format!("{} …", names));
+    }
+
+    fn image_action(&mut self, action: Action) {
+        let Some(img) = self.selected_image() else {
+            return;
+        };
+        let name = img
+            .repo_tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| img.id.short().to_owned());
+        let reference = ImageRef(
+            img.repo_tags
+                .first()
+                .cloned()
+                .unwrap_or_else(|| img.id.0.clone()),
+        );
+        match action {
+            Action::Remove | Action::ForceRemove => {
+                let force = action == Action::ForceRemove;
+                let mut text = vec![format!("Remove image {name}?")];
+                if img.containers > 0 {
+                    text.push(format!(
+                        "{} container(s) use it: {}",
+                        img.containers,
+                        if force {
+                            "it goes anyway"
+                        } else {
+                            "removal will be refused (D forces)"
+                        }
+                    ));
+                }
+                let job = Job::new(
+                    Command::ImageRemove { reference, force },
+                    format!("remove image {name}"),
+                );
+                self.popups.push(Popup::Confirm(Confirm::new(
+                    "Remove image",
+                    text,
+                    vec![job],
+                )));
+            }
+            Action::TagImage => self.popups.push(Popup::Input(Box::new(Input::new(
+                InputKind::Tag(reference),
+                "",
+            )))),
+            Action::Prune => {
+                // Show what goes before asking: the images no container uses, and the space.
+                let unused: Vec<&ImageSummary> = self
+                    .images
+                    .items()
+                    .iter()
+                    .filter(|i| i.containers == 0)
+                    .collect();
+                let dangling = unused.iter().filter(|i| i.repo_tags.is_empty()).count();
+                let freed: u64 = unused.iter().map(|i| i.size).sum();
+                let mut text = vec![format!(
+                    "Remove {} unused image(s) ({} untagged), about {}:",
+                    unused.len(),
+                    dangling,
+                    super::view::human_size(freed)
+                )];
+                text.extend(unused.iter().take(8).map(|i| {
+                    format!(
+                        "  {}",
+                        i.repo_tags
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| format!("<none> {}", i.id.short()))
+                    )
+                }));
+                if unused.len() > 8 {
+                    text.push(format!("  … and {} more", unused.len() - 8));
+                }
+                let job = Job::new(Command::ImagePrune { all: true }, "prune images");
+                self.popups.push(Popup::Confirm(Confirm::new(
+                    "Prune images",
+                    text,
+                    vec![job],
+                )));
+            }
+            _ => {}
+        }
+    }
+
+    fn logs_action(&mut self, action: Action, _out: &mut Outcome) {
+        let page = self.list_rows.max(1);
+        match action {
+            Action::Follow => self.logs.follow = !self.logs.follow,
+            Action::Wrap => self.logs.wrap = !self.logs.wrap,
+            Action::Timestamps => self.logs.timestamps = !self.logs.timestamps,
+            Action::Search => {
+                let q = self.logs.search.clone().unwrap_or_default();
+                self.popups
+                    .push(Popup::Input(Box::new(Input::new(InputKind::Search, &q))));
+            }
+            Action::SearchNext => self.logs.next_match(true),
+            Action::SearchPrev => self.logs.next_match(false),
+            Action::SaveLogs => {
+                let name = self
+                    .logs
+                    .container
+                    .as_ref()
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_default();
+                self.popups.push(Popup::Input(Box::new(Input::new(
+                    InputKind::SaveLogs,
+                    &format!("{name}.log"),
+                ))));
+            }
+            Action::Down => self.logs.scroll_by(1),
+            Action::Up => self.logs.scroll_by(-1),
+            Action::PageDown => self.logs.scroll_by(page as isize),
+            Action::PageUp => self.logs.scroll_by(-(page as isize)),
+            Action::Top => self.logs.scroll_by(isize::MIN / 2),
+            Action::Bottom => {
+                self.logs.follow = true;
+                self.logs.scroll_by(isize::MAX / 2);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_live_input(&mut self, kind: InputKind, text: &str) {
+        match kind {
+            InputKind::Filter(pane) => {
+                self.list_mut(pane).filter = text.to_owned();
+                self.rebuild_rows();
+            }
+            InputKind::Search => self
+                .logs
+                .set_search(Some(text.to_owned()).filter(|t| !t.is_empty())),
+            _ => {}
+        }
+    }
+
+    fn on_input(&mut self, kind: InputKind, text: String, out: &mut Outcome) {
+        match kind {
+            InputKind::Filter(_) | InputKind::Search => self.on_live_input(kind, &text),
+            InputKind::Pull => {
+                if !text.trim().is_empty() {
+                    self.start_pull(text.trim().to_owned(), out)
+                }
+            }
+            InputKind::Tag(source) => {
+                if !text.trim().is_empty() {
+                    let target = ImageRef(text.trim().to_owned());
+                    out.effect(Effect::Submit(Job::new(
+                        Command::ImageTag {
+                            source: source.clone(),
+                            target: target.clone(),
+                        },
+                        format!("tag {source} as {target}"),
+                    )));
+                }
+            }
+            InputKind::SaveLogs => {
+                let text_out = self.logs.export();
+                out.effect(Effect::SaveLogs {
+                    path: text.trim().into(),
+                    text: text_out,
+                });
+            }
+            InputKind::Command => self.command_line(&text, out),
+        }
+    }
+
+    fn start_pull(&mut self, reference: String, out: &mut Outcome) {
+        self.popups.push(Popup::Pull(PullView::new(&reference)));
+        out.effect(Effect::Submit(Job::new(
+            Command::ImagePull {
+                reference: ImageRef(reference.clone()),
+                platform: None,
+            },
+            format!("pull {reference}"),
+        )));
+    }
+
+    /// `:run IMAGE [CMD…]`, `:pull REF`, `:images`, `:q` …
+    fn command_line(&mut self, line: &str, out: &mut Outcome) {
+        let words = popup::split_words(line);
+        let Some((first, rest)) = words.split_first() else {
+            return;
+        };
+        match (first.as_str(), rest) {
+            ("q" | "quit", _) => self.quit = true,
+            ("c" | "containers" | "ps", _) => self.pane = Pane::Containers,
+            ("i" | "images", _) => self.pane = Pane::Images,
+            ("logs", _) => self.act(Action::LogsPane, out),
+            ("stats", _) => self.act(Action::StatsPane, out),
+            ("events", _) => self.pane = Pane::Events,
+            ("policy", _) => self.act(Action::PolicyPane, out),
+            ("help", _) => self.popups.push(Popup::Help),
+            ("pull", [r]) => self.start_pull(r.clone(), out),
+            ("run", [image, cmd @ ..]) => {
+                let config = berth::api::ContainerConfig {
+                    image: ImageRef(image.clone()),
+                    cmd: cmd.to_vec(),
+                    ..Default::default()
+                };
+                let mut job = Job::new(
+                    Command::ContainerCreate {
+                        config: Box::new(config),
+                        pull: true,
+                    },
+                    format!("run {image}"),
+                );
+                job.then_start = true;
+                out.effect(Effect::Submit(job));
+            }
+            ("run", []) => {
+                self.popups.push(Popup::Run(Box::new(RunForm::new(""))));
+            }
+            _ => self.error(format!(
+                ":{line}: unknown command (try :run, :pull, :images, :containers, :logs, :q)"
+            )),
         }
     }
 
     fn on_event(&mut self, rec: EventRecord, out: &mut Outcome) {
-        let refresh = match &rec.event {
-            Event::Stats(_) | Event::BuildOutput { .. } | Event::Transfer { .. } => None,
+        match &rec.event {
+            Event::Transfer {
+                reference,
+                layer,
+                phase,
+                current,
+                total,
+            } => {
+                for p in &mut self.popups {
+                    if let Popup::Pull(v) = p
+                        && v.reference == reference.0
+                    {
+                        v.update(layer, *phase, *current, *total);
+                        out.redraw = true;
+                    }
+                }
+                return;
+            }
+            Event::Stats(s) => {
+                if self
+                    .stats
+                    .container
+                    .as_ref()
+                    .is_some_and(|(c, _)| *c == s.id)
+                {
+                    self.stats.push(s.clone());
+                    out.redraw = self.pane == Pane::Stats;
+                }
+                return;
+            }
+            Event::BuildOutput { .. } => return,
             Event::PolicyDecision {
-                verdict,
+                subject,
                 action,
-                reason,
+                target,
+                verdict,
                 rule,
-                ..
-            } if *verdict != berth::security::Verdict::Allow => {
-                self.error(format!(
-                    "{action} {verdict}: {reason}{}",
-                    rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
-                ));
-                None
+                reason,
+            } => {
+                if self.policy.len() == POLICY_KEPT {
+                    self.policy.pop_front();
+                }
+                self.policy.push_back(AuditRecord {
+                    time: super::view::clock(rec.time),
+                    subject: subject.clone(),
+                    uid: 0,
+                    action: action.clone(),
+                    target: target.clone(),
+                    decision: *verdict,
+                    rule: rule.clone(),
+                    reason: reason.clone(),
+                });
+                self.scroll_into_view(Pane::Policy);
+                if *verdict == Verdict::Deny && rec.origin.is_empty() {
+                    self.error(reason.clone());
+                }
             }
-            Event::PolicyDecision { .. } => None,
-            Event::Error { context, message } => {
-                self.error(format!("{context}: {message}"));
-                None
+            Event::Error { context, message } => self.error(format!("{context}: {message}")),
+            Event::ContainerRemoved { id } => {
+                if self.logs.container.as_ref().is_some_and(|(c, _)| c == id) {
+                    self.logs.ended = true;
+                }
+                out.effect(Effect::Query(Query::Containers));
             }
-            e if e.container().is_some() => Some(Query::Containers),
+            e if e.container().is_some() => out.effect(Effect::Query(Query::Containers)),
             Event::ImagePulled { .. }
             | Event::ImageTagged { .. }
             | Event::ImageUntagged { .. }
             | Event::ImageRemoved { .. }
             | Event::ImagesPruned { .. }
-            | Event::ImageBuilt { .. } => Some(Query::Images),
-            _ => None,
-        };
-        if let Some(q) = refresh {
-            out.queries.push(q);
+            | Event::ImageBuilt { .. } => out.effect(Effect::Query(Query::Images)),
+            _ => {}
         }
-        if !matches!(
-            rec.event,
-            Event::Stats(_) | Event::Transfer { .. } | Event::BuildOutput { .. }
-        ) {
-            if self.events.len() == EVENTS_KEPT {
-                self.events.pop_front();
-            }
-            self.events.push_back(rec);
-            self.scroll_into_view(Pane::Events);
-            out.redraw = true;
+        if self.events.len() == EVENTS_KEPT {
+            self.events.pop_front();
         }
-        out.redraw |= self.status.is_some() && refresh.is_none();
+        self.events.push_back(rec);
+        self.scroll_into_view(Pane::Events);
+        out.redraw = true;
     }
+}
+
+fn menu_item(keymap: &[Binding], scope: Scope, action: Action, label: &str) -> MenuItem {
+    let key = keymap
+        .iter()
+        .find(|b| b.action == action && b.scope == scope)
+        .map(keys::key_label)
+        .unwrap_or_default();
+    MenuItem {
+        label: label.to_owned(),
+        key,
+        action,
+    }
+}
+
+/// The actions that make sense for a container in its state.
+fn container_menu(c: &ContainerSummary, keymap: &[Binding]) -> Menu {
+    use berth::api::ContainerState as S;
+    let s = Scope::Containers;
+    let mut items = Vec::new();
+    match c.state {
+        S::Running => {
+            items.push(menu_item(keymap, s, Action::Exec, "shell (exec sh)"));
+            items.push(menu_item(keymap, s, Action::Stop, "stop"));
+            items.push(menu_item(keymap, s, Action::Restart, "restart"));
+            items.push(menu_item(keymap, s, Action::PauseToggle, "pause"));
+            items.push(menu_item(keymap, s, Action::Kill, "kill…"));
+        }
+        S::Paused => {
+            items.push(menu_item(keymap, s, Action::PauseToggle, "unpause"));
+            items.push(menu_item(keymap, s, Action::Kill, "kill…"));
+        }
+        S::Restarting => items.push(menu_item(keymap, s, Action::Stop, "stop")),
+        S::Created | S::Exited | S::Dead => {
+            items.push(menu_item(keymap, s, Action::Start, "start"));
+            items.push(menu_item(keymap, s, Action::Remove, "remove"));
+        }
+    }
+    items.push(menu_item(keymap, s, Action::Logs, "logs"));
+    items.push(menu_item(keymap, Scope::Global, Action::StatsPane, "stats"));
+    items.push(menu_item(keymap, Scope::List, Action::Inspect, "inspect"));
+    if c.state.is_alive() {
+        items.push(menu_item(keymap, s, Action::ForceRemove, "remove (force)"));
+    }
+    Menu::new(format!("{} ({})", c.name, c.state.as_str()), items)
+}
+
+fn image_menu(i: &ImageSummary, keymap: &[Binding]) -> Menu {
+    let s = Scope::Images;
+    let items = vec![
+        menu_item(
+            keymap,
+            Scope::Global,
+            Action::RunForm,
+            "run a container from it",
+        ),
+        menu_item(keymap, s, Action::TagImage, "tag"),
+        menu_item(keymap, Scope::List, Action::Inspect, "inspect"),
+        menu_item(keymap, s, Action::Remove, "remove"),
+        menu_item(keymap, s, Action::ForceRemove, "remove (force)"),
+    ];
+    let name = i
+        .repo_tags
+        .first()
+        .cloned()
+        .unwrap_or_else(|| i.id.short().to_owned());
+    Menu::new(name, items)
 }
 
 #[cfg(test)]
@@ -326,39 +1350,189 @@ mod tests {
     use super::*;
     use crossterm::event::{KeyCode, KeyModifiers};
 
-    fn key(c: char) -> Msg {
+    pub fn key(c: char) -> Msg {
         Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    fn app() -> App {
+        App::new("t", keys::default_keymap(), 80, 24)
+    }
+
+    fn container(name: &str, state: berth::api::ContainerState) -> ContainerSummary {
+        ContainerSummary {
+            id: ContainerId(format!("{name:0<64}")),
+            name: name.into(),
+            image: "busybox".into(),
+            command: "sh".into(),
+            created: 0,
+            state,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            oom_killed: false,
+            pid: None,
+            ports: vec![],
+        }
     }
 
     #[test]
     fn unknown_keys_do_not_redraw() {
-        let mut app = App::new("t", 80, 24);
-        assert_eq!(app.update(key('z')), Outcome::default());
+        let mut app = app();
+        assert_eq!(app.update(key('Z')), Outcome::default());
     }
 
     #[test]
-    fn help_swallows_other_keys() {
-        let mut app = App::new("t", 80, 24);
+    fn help_popup_swallows_other_keys() {
+        let mut app = app();
         app.update(key('?'));
-        assert!(app.help);
+        assert!(matches!(app.popups.last(), Some(Popup::Help)));
         app.update(key('2'));
         assert_eq!(app.pane, Pane::Containers);
-        app.update(key('?'));
-        assert!(!app.help);
+        app.update(Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        assert!(app.popups.is_empty());
         app.update(key('2'));
         assert_eq!(app.pane, Pane::Images);
     }
 
     #[test]
     fn container_events_refresh_the_container_list() {
-        let mut app = App::new("t", 80, 24);
+        let mut app = app();
         let out = app.update(Msg::Engine(Box::new(EventRecord {
             time: 0,
             origin: "o".into(),
             event: Event::ContainerStarted { id: "abc".into() },
         })));
-        assert_eq!(out.queries, vec![Query::Containers]);
+        assert_eq!(out.effects, vec![Effect::Query(Query::Containers)]);
         assert!(out.redraw);
         assert_eq!(app.events.len(), 1);
+    }
+
+    #[test]
+    fn filter_sort_and_marks() {
+        use berth::api::ContainerState as S;
+        let mut app = app();
+        app.update(Msg::Containers(Ok(vec![
+            container("web", S::Running),
+            container("db", S::Running),
+            container("old", S::Exited),
+        ])));
+        assert_eq!(app.container_rows.len(), 3);
+        app.update(key('o')); // sort by name
+        let names: Vec<&str> = app
+            .container_rows
+            .iter()
+            .map(|&i| app.containers.items()[i].name.as_str())
+            .collect();
+        assert_eq!(names, ["db", "old", "web"]);
+        app.update(key('/'));
+        for c in "we".chars() {
+            app.update(key(c));
+        }
+        assert_eq!(app.container_rows.len(), 1, "live filter");
+        app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        assert_eq!(app.list(Pane::Containers).filter, "we");
+        app.update(Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        assert_eq!(app.container_rows.len(), 3);
+        // mark two, stop both
+        app.update(key('g'));
+        app.update(key(' '));
+        app.update(key(' '));
+        let out = app.update(key('s'));
+        let stops: Vec<_> = out
+            .effects
+            .iter()
+            .filter(
+                |e| matches!(e, Effect::Submit(j) if matches!(j.cmd, Command::ContainerStop{..})),
+            )
+            .collect();
+        assert_eq!(stops.len(), 2);
+    }
+
+    #[test]
+    fn remove_asks_first_and_confirm_rule_reopens_with_confirmation() {
+        use berth::api::ContainerState as S;
+        let mut app = app();
+        app.update(Msg::Containers(Ok(vec![container("web", S::Exited)])));
+        let out = app.update(key('d'));
+        assert!(out.effects.is_empty(), "nothing happens before the answer");
+        assert!(matches!(app.popups.last(), Some(Popup::Confirm(_))));
+        let out = app.update(key('y'));
+        let Some(Effect::Submit(job)) = out.effects.first() else {
+            panic!("{out:?}")
+        };
+        assert!(matches!(
+            job.cmd,
+            Command::ContainerRemove { force: false, .. }
+        ));
+        // the engine says the policy wants a confirmation: the console asks, then resubmits
+        let job = job.clone();
+        app.update(Msg::Done {
+            job,
+            result: Err(JobError::NeedsConfirmation {
+                rule: Some("p:1".into()),
+                reason: "careful".into(),
+            }),
+        });
+        assert!(matches!(app.popups.last(), Some(Popup::Confirm(_))));
+        let out = app.update(key('y'));
+        let Some(Effect::Submit(job)) = out.effects.first() else {
+            panic!()
+        };
+        assert!(job.confirmed);
+    }
+
+    #[test]
+    fn denial_is_shown_with_rule_and_reason_next_to_the_item() {
+        use berth::api::ContainerState as S;
+        let mut app = app();
+        app.update(Msg::Containers(Ok(vec![container("web", S::Running)])));
+        let id = app.containers.items()[0].id.clone();
+        app.update(Msg::Done {
+            job: Job::new(
+                Command::ContainerStop {
+                    id: id.clone(),
+                    timeout: None,
+                },
+                "stop web",
+            ),
+            result: Err(JobError::Denied {
+                rule: Some("policy.toml:4".into()),
+                reason: "not yours".into(),
+            }),
+        });
+        let s = app.status.clone().unwrap();
+        assert_eq!(s.kind, StatusKind::Error);
+        assert!(
+            s.text.contains("not yours") && s.text.contains("policy.toml:4"),
+            "{s:?}"
+        );
+        assert_eq!(app.denials[id.as_str()].reason, "not yours");
+    }
+
+    #[test]
+    fn command_line_run_creates_then_starts() {
+        let mut app = app();
+        app.update(key(':'));
+        for c in "run busybox echo hi".chars() {
+            app.update(key(c));
+        }
+        let out = app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        let Some(Effect::Submit(job)) = out.effects.first() else {
+            panic!("{out:?}")
+        };
+        assert!(job.then_start);
+        let Command::ContainerCreate { config, .. } = &job.cmd else {
+            panic!()
+        };
+        assert_eq!(config.cmd, ["echo", "hi"]);
+        let out = app.update(Msg::Done {
+            job: job.clone(),
+            result: Ok(Some(ContainerId("c".repeat(64)))),
+        });
+        assert!(out.effects.iter().any(
+            |e| matches!(e, Effect::Submit(j) if matches!(j.cmd, Command::ContainerStart{..}))
+        ));
+        assert!(out.effects.iter().any(|e| matches!(e, Effect::OpenLogs(_))));
+        assert_eq!(app.pane, Pane::Logs);
     }
 }

@@ -1,25 +1,39 @@
 //! The terminal console: one loop, one `select!` over keys, engine events and replies; drain
 //! everything queued, then draw once, and only when something changed.
+//!
+//! - `app`: state and `update` (keys and messages in, effects out)
+//! - `keys`: the keymap table (help and footer are generated from it); `config`: user overrides
+//! - `popup`: menus, confirmations, inputs, the run form, pull progress
+//! - `views`: logs, stats and inspect state; `view`: rendering; `theme`: colours
 
 mod app;
+pub mod config;
 pub mod keys;
+mod popup;
 mod theme;
 pub mod view;
+mod views;
 
-pub use app::{App, Msg, Query};
+pub use app::{App, Effect, Job, JobError, Msg, Query};
 pub use theme::Theme;
 pub use view::View;
 
-use berth::api::{Engine, Reply};
-use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use berth::api::{ApiError, Caller, Command, Engine, LogOptions, Reply};
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, KeyCode, KeyEvent,
+    KeyEventKind, KeyModifiers, MouseEventKind,
+};
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
 
 /// Run the console on an engine until the user quits. The terminal is restored on every exit
 /// path: normal return, error, and panic (ratatui's hook).
-pub async fn run(engine: Engine, label: String) -> color_eyre::Result<()> {
+pub async fn run(engine: Engine, label: String, config: config::Config) -> color_eyre::Result<()> {
     let mut terminal = ratatui::init();
-    let result = event_loop(&mut terminal, engine, label).await;
+    let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    let result = event_loop(&mut terminal, engine, label, config).await;
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     result
 }
@@ -30,36 +44,222 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Ask the engine for a list without blocking the loop; the answer comes back as a `Msg`.
-fn spawn_query(engine: &Engine, q: Query, show_all: bool, tx: &mpsc::UnboundedSender<Msg>) {
-    let engine = engine.clone();
-    let tx = tx.clone();
-    tokio::spawn(async move {
-        let reply = engine.submit(q.command(show_all)).await;
-        let msg = match (q, reply) {
-            (Query::Containers, Ok(Reply::Containers(v))) => Msg::Containers(Ok(v)),
-            (Query::Images, Ok(Reply::Images(v))) => Msg::Images(Ok(v)),
-            (Query::Containers, Err(e)) => Msg::Containers(Err(e.to_string())),
-            (Query::Images, Err(e)) => Msg::Images(Err(e.to_string())),
-            (_, Ok(other)) => Msg::Containers(Err(format!("unexpected reply {other:?}"))),
-        };
-        let _ = tx.send(msg);
-    });
+/// Carries out effects off the UI task; answers come back as `Msg`s.
+struct Effects {
+    engine: Engine,
+    tx: mpsc::UnboundedSender<Msg>,
+    logs: Option<JoinHandle<()>>,
+    stats: Option<JoinHandle<()>>,
+}
+
+fn job_error(e: ApiError) -> JobError {
+    match e {
+        ApiError::Denied { rule, reason } => JobError::Denied { rule, reason },
+        ApiError::ConfirmationRequired { rule, reason } => {
+            JobError::NeedsConfirmation { rule, reason }
+        }
+        other => JobError::Failed(other.to_string()),
+    }
+}
+
+impl Effects {
+    fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = Option<Msg>> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if let Some(m) = fut.await {
+                let _ = tx.send(m);
+            }
+        });
+    }
+
+    /// The console lists every container and filters running ones itself (`a`).
+    fn run(&mut self, effect: Effect) {
+        let engine = self.engine.clone();
+        match effect {
+            Effect::Query(q) => self.spawn(async move {
+                Some(match q {
+                    Query::Containers => match engine
+                        .submit(Command::ContainerList { all: true })
+                        .await
+                    {
+                        Ok(Reply::Containers(v)) => Msg::Containers(Ok(v)),
+                        Ok(other) => Msg::Containers(Err(format!("unexpected reply {other:?}"))),
+                        Err(e) => Msg::Containers(Err(e.to_string())),
+                    },
+                    Query::Images => match engine.submit(Command::ImageList).await {
+                        Ok(Reply::Images(v)) => Msg::Images(Ok(v)),
+                        Ok(other) => Msg::Images(Err(format!("unexpected reply {other:?}"))),
+                        Err(e) => Msg::Images(Err(e.to_string())),
+                    },
+                    Query::Audit => match engine.submit(Command::AuditLog { limit: 500 }).await {
+                        Ok(Reply::Audit(v)) => Msg::Audit(Ok(v)),
+                        Ok(other) => Msg::Audit(Err(format!("unexpected reply {other:?}"))),
+                        Err(e) => Msg::Audit(Err(e.to_string())),
+                    },
+                })
+            }),
+            Effect::Submit(job) => self.spawn(async move {
+                let caller = Caller {
+                    confirmed: job.confirmed,
+                    ..Caller::current()
+                };
+                let result = match engine.submit_as(&caller, job.cmd.clone()).await {
+                    Ok(Reply::ContainerId(id)) => Ok(Some(id)),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(job_error(e)),
+                };
+                Some(Msg::Done { job, result })
+            }),
+            Effect::OpenLogs(id) => {
+                if let Some(h) = self.logs.take() {
+                    h.abort();
+                }
+                let tx = self.tx.clone();
+                self.logs = Some(tokio::spawn(async move {
+                    let options = LogOptions {
+                        follow: true,
+                        tail: Some(5000),
+                        stdout: true,
+                        stderr: true,
+                        ..Default::default()
+                    };
+                    match engine
+                        .submit(Command::ContainerLogs {
+                            id: id.clone(),
+                            options,
+                        })
+                        .await
+                    {
+                        Ok(Reply::Logs(mut rx)) => {
+                            while let Some(line) = rx.recv().await {
+                                if tx
+                                    .send(Msg::LogLine {
+                                        id: id.clone(),
+                                        line,
+                                    })
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            let _ = tx.send(Msg::LogEnd { id, error: None });
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            let _ = tx.send(Msg::LogEnd {
+                                id,
+                                error: Some(e.to_string()),
+                            });
+                        }
+                    }
+                }));
+            }
+            Effect::OpenStats(id) => {
+                if let Some(h) = self.stats.take() {
+                    h.abort();
+                }
+                let tx = self.tx.clone();
+                self.stats = Some(tokio::spawn(async move {
+                    match engine
+                        .submit(Command::ContainerStats { id, stream: true })
+                        .await
+                    {
+                        Ok(Reply::Stats(mut rx)) => {
+                            while let Some(s) = rx.recv().await {
+                                if tx.send(Msg::Stat(s)).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            let _ = tx.send(Msg::Inspected {
+                                title: String::new(),
+                                result: Err(format!("stats: {e}")),
+                            });
+                        }
+                    }
+                }));
+            }
+            Effect::Inspect(target) => self.spawn(async move {
+                let (title, cmd) = match target {
+                    app::InspectTarget::Container(id) => (
+                        format!("container {}", id.short()),
+                        Command::ContainerInspect { id },
+                    ),
+                    app::InspectTarget::Image(r) => {
+                        (format!("image {r}"), Command::ImageInspect { reference: r })
+                    }
+                };
+                let result = match engine.submit(cmd).await {
+                    Ok(Reply::Json(v)) => Ok(v),
+                    Ok(other) => Err(format!("unexpected reply {other:?}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                Some(Msg::Inspected { title, result })
+            }),
+            Effect::SaveLogs { path, text } => self.spawn(async move {
+                let p = path.clone();
+                let r = tokio::task::spawn_blocking(move || std::fs::write(&p, text)).await;
+                Some(Msg::Saved(match r {
+                    Ok(Ok(())) => Ok(path),
+                    Ok(Err(e)) => Err(format!("{}: {e}", path.display())),
+                    Err(e) => Err(e.to_string()),
+                }))
+            }),
+            Effect::SetMouse(on) => {
+                let _ = if on {
+                    crossterm::execute!(std::io::stdout(), EnableMouseCapture)
+                } else {
+                    crossterm::execute!(std::io::stdout(), DisableMouseCapture)
+                };
+            }
+            Effect::Exec(id) => {
+                let config = berth::api::ExecConfig {
+                    container: id.clone(),
+                    cmd: vec!["sh".into()],
+                    tty: true,
+                    stdin: true,
+                    ..Default::default()
+                };
+                let job = Job::new(
+                    Command::ExecCreate {
+                        config: Box::new(config),
+                    },
+                    format!("exec sh in {}", id.short()),
+                );
+                self.run(Effect::Submit(job));
+            }
+        }
+    }
 }
 
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     engine: Engine,
     label: String,
+    config: config::Config,
 ) -> color_eyre::Result<()> {
-    let theme = Theme::from_env();
+    let mut theme = Theme::from_env();
+    if let Some(c) = config.color {
+        theme.color = c && theme.color;
+    }
     let (tx, mut replies) = mpsc::unbounded_channel::<Msg>();
     let mut keys = EventStream::new();
     let mut events = engine.subscribe()?;
     let size = terminal.size()?;
-    let mut app = App::new(label, size.width, size.height);
-    for q in App::initial_queries() {
-        spawn_query(&engine, q, app.show_all, &tx);
+    let mut app = App::new(label, config.keymap, size.width, size.height);
+    let mut effects = Effects {
+        engine,
+        tx,
+        logs: None,
+        stats: None,
+    };
+    for e in App::initial_effects() {
+        effects.run(e);
     }
     let mut redraw = true;
     loop {
@@ -93,18 +293,18 @@ async fn event_loop(
         while let Ok(m) = replies.try_recv() {
             batch.push(m);
         }
-        let mut queries = Vec::new();
+        let mut todo: Vec<Effect> = Vec::new();
         for msg in batch {
             let out = app.update(msg);
             redraw |= out.redraw;
-            for q in out.queries {
-                if !queries.contains(&q) {
-                    queries.push(q);
+            for e in out.effects {
+                if !todo.contains(&e) {
+                    todo.push(e);
                 }
             }
         }
-        for q in queries {
-            spawn_query(&engine, q, app.show_all, &tx);
+        for e in todo {
+            effects.run(e);
         }
         if app.quit {
             break;
@@ -117,6 +317,15 @@ fn term_msg(ev: TermEvent) -> Option<Msg> {
     match ev {
         TermEvent::Key(k) if k.kind != KeyEventKind::Release => Some(Msg::Key(k)),
         TermEvent::Resize(width, height) => Some(Msg::Resize { width, height }),
+        TermEvent::Mouse(m) => match m.kind {
+            MouseEventKind::ScrollDown => {
+                Some(Msg::Key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE)))
+            }
+            MouseEventKind::ScrollUp => {
+                Some(Msg::Key(KeyEvent::new(KeyCode::Up, KeyModifiers::NONE)))
+            }
+            _ => None,
+        },
         _ => None,
     }
 }

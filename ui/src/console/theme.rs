@@ -73,3 +73,27 @@ impl Theme {
         })
     }
 }
+
+impl Theme {
+    pub fn stderr(self) -> Style {
+        self.fg(Color::LightRed)
+    }
+
+    /// A search match in the log.
+    pub fn highlight(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::Black).bg(Color::Yellow)
+        } else {
+            Style::new().add_modifier(Modifier::UNDERLINED | Modifier::BOLD)
+        }
+    }
+
+    pub fn verdict(self, v: berth::security::Verdict) -> Style {
+        use berth::security::Verdict;
+        match v {
+            Verdict::Allow => self.fg(Color::Green),
+            Verdict::Deny => self.error(),
+            Verdict::Confirm => self.fg(Color::Yellow),
+        }
+    }
+}

@@ -2,17 +2,24 @@
 
 use super::app::{App, Loaded, Pane, StatusKind};
 use super::keys::{Scope, key_label};
+use super::popup::{InputKind, Popup, RUN_FIELDS};
 use super::theme::Theme;
-use berth::api::{ContainerState, ContainerSummary, Event, EventRecord, ImageSummary};
+use berth::api::{
+    ContainerState, ContainerSummary, Event, EventRecord, ImageSummary, TransferPhase,
+};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Widget};
+use ratatui::widgets::{
+    Axis, Block, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row, Table, Widget, Wrap,
+};
 
 /// The frame of a list pane: its title, which pane's selection it shows, its columns.
 struct ListFrame<'r> {
     title: String,
-    pane: usize,
+    pane: Pane,
     head: Row<'r>,
     widths: &'r [Constraint],
 }
@@ -36,22 +43,44 @@ impl Widget for View<'_> {
         match self.app.pane {
             Pane::Containers => self.containers(body, buf),
             Pane::Images => self.images(body, buf),
+            Pane::Logs => self.logs(body, buf),
+            Pane::Stats => self.stats(body, buf),
+            Pane::Inspect => self.inspect(body, buf),
             Pane::Events => self.events(body, buf),
+            Pane::Policy => self.policy(body, buf),
         }
         self.footer(footer, buf);
         self.status(status, buf);
-        if self.app.help {
-            self.help(area, buf);
+        for p in &self.app.popups {
+            self.popup(p, area, buf);
         }
     }
+}
+
+/// A centred rectangle of at most `w` x `h` inside `area`.
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let [r] = Layout::vertical([Constraint::Length(h.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [r] = Layout::horizontal([Constraint::Length(w.min(area.width))])
+        .flex(Flex::Center)
+        .areas(r);
+    r
 }
 
 impl View<'_> {
     fn header(&self, area: Rect, buf: &mut Buffer) {
         let t = self.theme;
         let mut spans = vec![Span::styled(" berth ", t.title())];
+        let mut used = 7u16;
         for (i, p) in Pane::ALL.iter().enumerate() {
-            let label = format!(" {} {} ", i + 1, p.title());
+            // narrow terminals get the numbers only for panes that are not focused
+            let label = if *p == self.app.pane || area.width >= 100 {
+                format!(" {} {} ", i + 1, p.title())
+            } else {
+                format!(" {} ", i + 1)
+            };
+            used += label.chars().count() as u16;
             let style = if *p == self.app.pane {
                 t.tab_active()
             } else {
@@ -62,11 +91,6 @@ impl View<'_> {
         Line::from(spans).render(area, buf);
         let right = format!("{} ", self.app.engine_label);
         let w = right.chars().count() as u16;
-        let used: u16 = 7 + Pane::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!(" {} {} ", i + 1, p.title()).len() as u16)
-            .sum::<u16>();
         if area.width > used + w {
             Line::styled(right, t.dim())
                 .right_aligned()
@@ -83,7 +107,9 @@ impl View<'_> {
         let block = self.block(title);
         let inner = block.inner(area);
         block.render(area, buf);
-        Paragraph::new(Line::styled(text.to_owned(), self.theme.dim())).render(inner, buf);
+        Paragraph::new(Line::styled(text.to_owned(), self.theme.dim()))
+            .wrap(Wrap { trim: true })
+            .render(inner, buf);
     }
 
     fn list<'r>(
@@ -93,12 +119,12 @@ impl View<'_> {
         frame: ListFrame<'r>,
         rows: impl Iterator<Item = Row<'r>>,
     ) {
-        let app = self.app;
-        let (sel, off) = (app.selected[frame.pane], app.offset[frame.pane]);
+        let l = self.app.list(frame.pane);
+        let (sel, off) = (l.selected, l.offset);
         let rows = rows
             .enumerate()
             .skip(off)
-            .take(app.list_rows)
+            .take(self.app.list_rows)
             .map(|(i, r)| {
                 if i == sel {
                     r.style(self.theme.selected())
@@ -113,21 +139,39 @@ impl View<'_> {
             .render(area, buf);
     }
 
+    fn list_title(&self, pane: Pane, base: String) -> String {
+        let l = self.app.list(pane);
+        let mut t = base;
+        if !l.filter.is_empty() {
+            t.push_str(&format!(" /{}", l.filter));
+        }
+        if let Some(s) = l.sort {
+            t.push_str(&format!(
+                " sort:{}{}",
+                s.column + 1,
+                if s.reverse { "↓" } else { "↑" }
+            ));
+        }
+        if !l.marked.is_empty() {
+            t.push_str(&format!(" {} marked", l.marked.len()));
+        }
+        t
+    }
+
     fn containers(&self, area: Rect, buf: &mut Buffer) {
         let app = self.app;
-        let shown: Vec<&ContainerSummary> = app
-            .containers
-            .items()
-            .iter()
-            .filter(|c| app.show_all || c.state.is_alive())
-            .collect();
         let which = if app.show_all { "all" } else { "running" };
-        let title = format!("Containers ({} {which})", shown.len());
+        let title = self.list_title(
+            Pane::Containers,
+            format!("Containers ({} {which})", app.container_rows.len()),
+        );
         match &app.containers {
             Loaded::Loading => return self.hint(area, buf, title, "loading…"),
-            Loaded::Ready(_) if shown.is_empty() => {
-                let text = if app.show_all {
-                    "No containers. Start one with `berth run IMAGE`."
+            Loaded::Ready(_) if app.container_rows.is_empty() => {
+                let text = if !app.list(Pane::Containers).filter.is_empty() {
+                    "Nothing matches the filter. Esc clears it."
+                } else if app.show_all {
+                    "No containers. Press n to run one (or :run IMAGE)."
                 } else {
                     "No running containers. Press a to show all."
                 };
@@ -135,34 +179,58 @@ impl View<'_> {
             }
             Loaded::Ready(_) => {}
         }
-        let head = Row::new(["NAME", "IMAGE", "STATE", "STATUS", "ID"]);
-        let widths = [
+        let wide = area.width >= 120;
+        let head = if wide {
+            Row::new(["", "NAME", "IMAGE", "STATE", "STATUS", "PORTS", "ID"])
+        } else {
+            Row::new(["", "NAME", "IMAGE", "STATE", "STATUS"])
+        };
+        let mut widths = vec![
+            Constraint::Length(1),
             Constraint::Fill(2),
             Constraint::Fill(2),
             Constraint::Length(10),
-            Constraint::Fill(2),
-            Constraint::Length(12),
+            Constraint::Fill(3),
         ];
+        if wide {
+            widths.extend([Constraint::Fill(2), Constraint::Length(12)]);
+        }
         let t = self.theme;
         let now = app.now;
-        let rows = shown.into_iter().map(move |c| {
-            Row::new(vec![
+        let marked = &app.list(Pane::Containers).marked;
+        let items = app.containers.items();
+        let rows = app.container_rows.iter().map(move |&i| {
+            let c = &items[i];
+            let status = match app.denials.get(c.id.as_str()) {
+                Some(d) => Cell::from(Span::styled(format!("denied: {}", d.reason), t.error())),
+                None => Cell::from(status_text(c, now)),
+            };
+            let mut cells = vec![
+                Cell::from(if marked.contains(c.id.as_str()) {
+                    "*"
+                } else {
+                    " "
+                }),
                 Cell::from(c.name.clone()),
                 Cell::from(c.image.clone()),
                 Cell::from(Span::styled(
                     c.state.as_str(),
                     t.state(c.state, c.exit_code),
                 )),
-                Cell::from(status_text(c, now)),
-                Cell::from(c.id.short().to_owned()),
-            ])
+                status,
+            ];
+            if wide {
+                cells.push(Cell::from(ports_text(c)));
+                cells.push(Cell::from(c.id.short().to_owned()));
+            }
+            Row::new(cells)
         });
         self.list(
             area,
             buf,
             ListFrame {
                 title,
-                pane: 0,
+                pane: Pane::Containers,
                 head,
                 widths: &widths,
             },
@@ -172,7 +240,7 @@ impl View<'_> {
 
     fn images(&self, area: Rect, buf: &mut Buffer) {
         let app = self.app;
-        let title = format!("Images ({})", app.images.items().len());
+        let title = self.list_title(Pane::Images, format!("Images ({})", app.image_rows.len()));
         match &app.images {
             Loaded::Loading => return self.hint(area, buf, title, "loading…"),
             Loaded::Ready(v) if v.is_empty() => {
@@ -180,7 +248,15 @@ impl View<'_> {
                     area,
                     buf,
                     title,
-                    "No images. Pull one with `berth pull IMAGE`.",
+                    "No images. Press P to pull one (or :pull REF).",
+                );
+            }
+            Loaded::Ready(_) if app.image_rows.is_empty() => {
+                return self.hint(
+                    area,
+                    buf,
+                    title,
+                    "Nothing matches the filter. Esc clears it.",
                 );
             }
             Loaded::Ready(_) => {}
@@ -194,14 +270,24 @@ impl View<'_> {
             Constraint::Length(7),
         ];
         let now = app.now;
-        let rows = app.images.items().iter().map(move |i: &ImageSummary| {
+        let t = self.theme;
+        let items = app.images.items();
+        let rows = app.image_rows.iter().map(move |&idx| {
+            let i: &ImageSummary = &items[idx];
             let name = i
                 .repo_tags
                 .first()
                 .cloned()
                 .unwrap_or_else(|| "<none>:<none>".into());
+            let denied = i.repo_tags.iter().find_map(|tag| app.denials.get(tag));
             Row::new(vec![
-                Cell::from(name),
+                match denied {
+                    Some(d) => Cell::from(Line::from(vec![
+                        Span::raw(name),
+                        Span::styled(format!(" denied: {}", d.reason), t.error()),
+                    ])),
+                    None => Cell::from(name),
+                },
                 Cell::from(i.id.short().to_owned()),
                 Cell::from(human_size(i.size)),
                 Cell::from(
@@ -217,12 +303,224 @@ impl View<'_> {
             buf,
             ListFrame {
                 title,
-                pane: 1,
+                pane: Pane::Images,
                 head,
                 widths: &widths,
             },
             rows,
         );
+    }
+
+    fn logs(&self, area: Rect, buf: &mut Buffer) {
+        let v = &self.app.logs;
+        let Some((_, name)) = &v.container else {
+            return self.hint(
+                area,
+                buf,
+                "Logs".into(),
+                "Select a container and press l to see its log.",
+            );
+        };
+        let mut flags = Vec::new();
+        if v.follow {
+            flags.push("following");
+        } else {
+            flags.push("paused");
+        }
+        if v.wrap {
+            flags.push("wrap");
+        }
+        if v.ended {
+            flags.push("ended");
+        }
+        let search = match &v.search {
+            Some(q) => format!(
+                " /{q} {}/{}",
+                v.current.map_or(0, |c| c + 1),
+                v.matches.len()
+            ),
+            None => String::new(),
+        };
+        let title = format!(
+            "Logs of {name} ({} lines, {}){search}",
+            v.lines.len(),
+            flags.join(", ")
+        );
+        let block = self.block(title);
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if v.lines.is_empty() {
+            Paragraph::new(Line::styled("No output yet.", self.theme.dim())).render(inner, buf);
+            return;
+        }
+        let first = if v.follow {
+            v.lines.len().saturating_sub(inner.height as usize)
+        } else {
+            v.first_visible()
+        };
+        let current_line = v.current.and_then(|c| v.matches.get(c)).copied();
+        let lines: Vec<Line> = v
+            .lines
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take(inner.height as usize)
+            .map(|(i, l)| {
+                let mut spans = Vec::new();
+                if v.timestamps {
+                    spans.push(Span::styled(
+                        format!("{} ", rfc3339(l.time)),
+                        self.theme.dim(),
+                    ));
+                }
+                let style = if l.stream == berth::api::Stream::Stderr {
+                    self.theme.stderr()
+                } else {
+                    Style::new()
+                };
+                spans.extend(highlight(
+                    &l.line,
+                    v.search.as_deref(),
+                    style,
+                    self.theme,
+                    Some(i) == current_line,
+                ));
+                Line::from(spans)
+            })
+            .collect();
+        let mut p = Paragraph::new(lines);
+        if v.wrap {
+            p = p.wrap(Wrap { trim: false });
+        }
+        p.render(inner, buf);
+    }
+
+    fn stats(&self, area: Rect, buf: &mut Buffer) {
+        let s = &self.app.stats;
+        let Some((_, name)) = &s.container else {
+            return self.hint(
+                area,
+                buf,
+                "Stats".into(),
+                "Select a running container and press 4 to see its stats.",
+            );
+        };
+        let Some(last) = s.samples.back() else {
+            return self.hint(
+                area,
+                buf,
+                format!("Stats of {name}"),
+                "Waiting for the first sample…",
+            );
+        };
+        let block = self.block(format!("Stats of {name}"));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let [facts, charts] =
+            Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
+        let mem = match last.memory_limit {
+            Some(l) if l > 0 => format!(
+                "{} / {} ({:.1}%)",
+                human_size(last.memory_bytes),
+                human_size(l),
+                last.memory_bytes as f64 * 100.0 / l as f64
+            ),
+            _ => human_size(last.memory_bytes),
+        };
+        Paragraph::new(vec![
+            Line::from(format!(
+                "CPU {:.1}%   memory {mem}   pids {}",
+                last.cpu_percent, last.pids
+            )),
+            Line::from(format!(
+                "block I/O {} / {}   net I/O {} / {}",
+                human_size(last.block_read),
+                human_size(last.block_write),
+                human_size(last.net_rx),
+                human_size(last.net_tx)
+            )),
+        ])
+        .render(facts, buf);
+        let [cpu_area, mem_area] =
+            Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(charts);
+        let cpu: Vec<(f64, f64)> = s
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (i as f64, x.cpu_percent))
+            .collect();
+        let memv: Vec<(f64, f64)> = s
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (i as f64, x.memory_bytes as f64 / 1e6))
+            .collect();
+        let n = s.samples.len().max(2) as f64;
+        for (area, data, title, unit) in [
+            (cpu_area, &cpu, "CPU", "%"),
+            (mem_area, &memv, "memory", "MB"),
+        ] {
+            let max = data.iter().map(|p| p.1).fold(1.0f64, f64::max) * 1.1;
+            let ds = Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(self.theme.info())
+                .data(data);
+            Chart::new(vec![ds])
+                .block(Block::bordered().title(format!(" {title} ")))
+                .x_axis(Axis::default().bounds([0.0, n - 1.0]))
+                .y_axis(
+                    Axis::default()
+                        .bounds([0.0, max])
+                        .labels([Line::from("0"), Line::from(format!("{max:.0}{unit}"))]),
+                )
+                .render(area, buf);
+        }
+    }
+
+    fn inspect(&self, area: Rect, buf: &mut Buffer) {
+        let v = &self.app.inspect;
+        if v.rows.is_empty() {
+            return self.hint(
+                area,
+                buf,
+                "Inspect".into(),
+                "Select a container or image and press i.",
+            );
+        }
+        let block = self.block(format!("Inspect {} (Enter folds)", v.title));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let lines: Vec<Line> = v
+            .rows
+            .iter()
+            .enumerate()
+            .skip(v.offset)
+            .take(inner.height as usize)
+            .map(|(i, r)| {
+                let marker = match (r.foldable, r.folded) {
+                    (true, true) => "▸ ",
+                    (true, false) => "▾ ",
+                    _ => "  ",
+                };
+                let line = Line::from(vec![
+                    Span::raw("  ".repeat(r.depth)),
+                    Span::raw(marker),
+                    Span::styled(r.key.clone(), self.theme.header()),
+                    Span::raw(if r.value.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", r.value)
+                    }),
+                ]);
+                if i == v.selected {
+                    line.style(self.theme.selected())
+                } else {
+                    line
+                }
+            })
+            .collect();
+        Paragraph::new(lines).render(inner, buf);
     }
 
     fn events(&self, area: Rect, buf: &mut Buffer) {
@@ -247,7 +545,66 @@ impl View<'_> {
             buf,
             ListFrame {
                 title,
-                pane: 2,
+                pane: Pane::Events,
+                head,
+                widths: &widths,
+            },
+            rows,
+        );
+    }
+
+    fn policy(&self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let title = format!("Policy decisions ({})", app.policy.len());
+        if app.policy.is_empty() {
+            return self.hint(
+                area,
+                buf,
+                title,
+                "No policy decisions yet: refusals, confirmations and changes are listed here.",
+            );
+        }
+        let t = self.theme;
+        let head = Row::new([
+            "TIME",
+            "DECISION",
+            "ACTION",
+            "TARGET",
+            "SUBJECT",
+            "RULE / REASON",
+        ]);
+        let widths = [
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(17),
+            Constraint::Fill(1),
+            Constraint::Length(14),
+            Constraint::Fill(2),
+        ];
+        let rows = app.policy.iter().map(move |r| {
+            let time = r.time.get(11..19).unwrap_or(&r.time).to_owned();
+            Row::new(vec![
+                Cell::from(time),
+                Cell::from(Span::styled(r.decision.to_string(), t.verdict(r.decision))),
+                Cell::from(r.action.clone()),
+                Cell::from(r.target.clone().unwrap_or_default()),
+                Cell::from(r.subject.clone()),
+                Cell::from(format!(
+                    "{}{}",
+                    r.rule
+                        .as_ref()
+                        .map(|x| format!("{x}: "))
+                        .unwrap_or_default(),
+                    r.reason
+                )),
+            ])
+        });
+        self.list(
+            area,
+            buf,
+            ListFrame {
+                title,
+                pane: Pane::Policy,
                 head,
                 widths: &widths,
             },
@@ -257,16 +614,24 @@ impl View<'_> {
 
     fn footer(&self, area: Rect, buf: &mut Buffer) {
         let t = self.theme;
+        let scopes = self.app.scopes();
         let mut spans = Vec::new();
-        for b in self.app.keymap.iter().filter(|b| b.footer.is_some()) {
-            if b.scope == Scope::List
-                && self.app.pane != Pane::Containers
-                && b.action == super::keys::Action::ToggleAll
+        let mut seen = Vec::new();
+        // the focused pane's keys first, then the general ones
+        for scope in &scopes {
+            for b in self
+                .app
+                .keymap
+                .iter()
+                .filter(|b| b.scope == *scope && b.footer.is_some())
             {
-                continue;
+                if seen.contains(&b.action) {
+                    continue;
+                }
+                seen.push(b.action);
+                spans.push(Span::styled(format!(" {}", key_label(b)), t.key()));
+                spans.push(Span::raw(format!(" {}", b.footer.unwrap_or_default())));
             }
-            spans.push(Span::styled(format!(" {}", key_label(b)), t.key()));
-            spans.push(Span::raw(format!(" {} ", b.footer.unwrap_or_default())));
         }
         Line::from(spans).render(area, buf);
     }
@@ -281,18 +646,182 @@ impl View<'_> {
         }
     }
 
+    fn popup(&self, p: &Popup, area: Rect, buf: &mut Buffer) {
+        let t = self.theme;
+        match p {
+            Popup::Help => self.help(area, buf),
+            Popup::Menu(m) => {
+                let width = m
+                    .items
+                    .iter()
+                    .map(|i| i.label.chars().count() + 8)
+                    .max()
+                    .unwrap_or(20)
+                    .max(m.title.chars().count() + 4) as u16;
+                let r = centered(area, width, m.items.len() as u16 + 2);
+                Clear.render(r, buf);
+                let lines: Vec<Line> = m
+                    .items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, it)| {
+                        let l = Line::from(vec![
+                            Span::styled(format!(" {:>3} ", it.key), t.key()),
+                            Span::raw(it.label.clone()),
+                        ]);
+                        if i == m.selected {
+                            l.style(t.selected())
+                        } else {
+                            l
+                        }
+                    })
+                    .collect();
+                Paragraph::new(lines)
+                    .block(self.block(m.title.clone()))
+                    .render(r, buf);
+            }
+            Popup::Confirm(c) => {
+                let width = c
+                    .text
+                    .iter()
+                    .map(|l| l.chars().count())
+                    .max()
+                    .unwrap_or(20)
+                    .max(30) as u16
+                    + 4;
+                let r = centered(area, width, c.text.len() as u16 + 4);
+                Clear.render(r, buf);
+                let mut lines: Vec<Line> = c.text.iter().map(|l| Line::from(l.clone())).collect();
+                lines.push(Line::from(""));
+                let (yes, no) = if c.yes {
+                    (t.selected(), Style::new())
+                } else {
+                    (Style::new(), t.selected())
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(" y Yes ", yes),
+                    Span::raw("   "),
+                    Span::styled(" n Cancel ", no),
+                ]));
+                Paragraph::new(lines)
+                    .block(self.block(c.title.clone()))
+                    .render(r, buf);
+            }
+            Popup::Input(i) => {
+                let width = (area.width.saturating_sub(10)).clamp(20, 70);
+                let r = if i.kind == InputKind::Command
+                    || matches!(i.kind, InputKind::Filter(_) | InputKind::Search)
+                {
+                    // command line and filters sit at the bottom, over the status line
+                    Rect {
+                        x: area.x,
+                        y: area.bottom().saturating_sub(3),
+                        width: area.width,
+                        height: 3.min(area.height),
+                    }
+                } else {
+                    centered(area, width, 3)
+                };
+                Clear.render(r, buf);
+                let block = self.block(i.kind.title());
+                let inner = block.inner(r);
+                block.render(r, buf);
+                (&i.area).render(inner, buf);
+            }
+            Popup::Run(f) => {
+                let h = RUN_FIELDS.len() as u16 + 4;
+                let r = centered(area, 76, h);
+                Clear.render(r, buf);
+                let block =
+                    self.block("Run a container (Tab next field, Enter runs, Esc cancels)".into());
+                let inner = block.inner(r);
+                block.render(r, buf);
+                let rows = Layout::vertical(vec![Constraint::Length(1); RUN_FIELDS.len() + 2])
+                    .split(inner);
+                for (i, label) in RUN_FIELDS.iter().enumerate() {
+                    let [l, v] = Layout::horizontal([Constraint::Length(24), Constraint::Fill(1)])
+                        .areas(rows[i]);
+                    let style = if i == f.focus { t.key() } else { t.dim() };
+                    let short = label.split(" (").next().unwrap_or(label);
+                    Line::styled(format!("{short:>22}: "), style).render(l, buf);
+                    if i == f.focus {
+                        (&f.fields[i]).render(v, buf);
+                    } else {
+                        Line::from(f.fields[i].lines().join("")).render(v, buf);
+                    }
+                }
+                let hint = RUN_FIELDS[f.focus]
+                    .split_once(" (")
+                    .map(|(_, h)| h.trim_end_matches(')'))
+                    .unwrap_or("");
+                match &f.error {
+                    Some(e) => {
+                        Line::styled(e.clone(), t.error()).render(rows[RUN_FIELDS.len() + 1], buf)
+                    }
+                    None => Line::styled(hint.to_owned(), t.dim())
+                        .render(rows[RUN_FIELDS.len() + 1], buf),
+                }
+            }
+            Popup::Pull(v) => {
+                let h = v.layers.len() as u16 + 4;
+                let r = centered(area, 70, h.max(5));
+                Clear.render(r, buf);
+                let block = self.block(format!("Pull {}", v.reference));
+                let inner = block.inner(r);
+                block.render(r, buf);
+                let rows =
+                    Layout::vertical(vec![Constraint::Length(1); v.layers.len() + 2]).split(inner);
+                if v.layers.is_empty() && v.done.is_none() {
+                    Line::styled("resolving…", t.dim()).render(rows[0], buf);
+                }
+                for (i, (layer, p)) in v.layers.iter().enumerate() {
+                    let [l, g] = Layout::horizontal([Constraint::Length(26), Constraint::Fill(1)])
+                        .areas(rows[i]);
+                    Line::from(format!("{} {:<12}", layer.short(), phase_text(p.phase)))
+                        .render(l, buf);
+                    let ratio = match (p.phase, p.total) {
+                        (TransferPhase::Complete | TransferPhase::AlreadyExists, _) => 1.0,
+                        (_, Some(tot)) if tot > 0 => (p.current as f64 / tot as f64).min(1.0),
+                        _ => 0.0,
+                    };
+                    let label = match p.total {
+                        Some(tot) => format!("{} / {}", human_size(p.current), human_size(tot)),
+                        None => human_size(p.current),
+                    };
+                    Gauge::default()
+                        .ratio(ratio)
+                        .label(label)
+                        .gauge_style(t.info())
+                        .render(g, buf);
+                }
+                let last = rows[rows.len() - 1];
+                match &v.done {
+                    Some(Ok(())) => {
+                        Line::styled("Pulled. Enter closes.", t.info()).render(last, buf)
+                    }
+                    Some(Err(e)) => Line::styled(e.clone(), t.error()).render(last, buf),
+                    None => {
+                        Line::styled("Esc hides this; the pull goes on.", t.dim()).render(last, buf)
+                    }
+                }
+            }
+        }
+    }
+
     fn help(&self, area: Rect, buf: &mut Buffer) {
         let t = self.theme;
-        let mut lines = vec![Line::styled("Keys", t.header())];
-        for scope in [Scope::Global, Scope::List] {
-            lines.push(Line::styled(
-                match scope {
-                    Scope::Global => "Everywhere",
-                    Scope::List => "In lists",
-                },
-                t.dim(),
-            ));
-            // one line per action, with every key bound to it
+        // Two columns when there is room: global keys left, the focused pane's right.
+        let scopes: Vec<Scope> = std::iter::once(Scope::Global)
+            .chain(
+                self.app
+                    .scopes()
+                    .into_iter()
+                    .filter(|s| *s != Scope::Global),
+            )
+            .collect();
+        let mut lines = Vec::new();
+        for scope in scopes {
+            lines.push(Line::styled(scope.title(), t.header()));
             let mut seen = Vec::new();
             for b in self.app.keymap.iter().filter(|b| b.scope == scope) {
                 if seen.contains(&b.action) {
@@ -303,29 +832,108 @@ impl View<'_> {
                     .app
                     .keymap
                     .iter()
-                    .filter(|o| o.action == b.action)
+                    .filter(|o| o.action == b.action && o.scope == scope)
                     .map(key_label)
                     .collect();
                 lines.push(Line::from(vec![
-                    Span::styled(format!("  {:<12}", keys.join(" ")), t.key()),
+                    Span::styled(format!(" {:<9}", keys.join(" ")), t.key()),
                     Span::raw(b.help),
                 ]));
             }
         }
-        lines.push(Line::styled("? or Esc closes this help", t.dim()));
-        let height = (lines.len() as u16 + 2).min(area.height);
-        let width = 56.min(area.width);
-        let [popup] = Layout::vertical([Constraint::Length(height)])
-            .flex(Flex::Center)
-            .areas(area);
-        let [popup] = Layout::horizontal([Constraint::Length(width)])
-            .flex(Flex::Center)
-            .areas(popup);
-        Clear.render(popup, buf);
-        Paragraph::new(lines)
-            .block(self.block("Help".into()))
-            .render(popup, buf);
+        let two_cols = area.width >= 120;
+        let height = if two_cols {
+            (lines.len() as u16).div_ceil(2) + 3
+        } else {
+            lines.len() as u16 + 3
+        };
+        let width = if two_cols { 116 } else { 60 };
+        let r = centered(area, width, height);
+        Clear.render(r, buf);
+        let block = self.block("Help (? or Esc closes)".into());
+        let inner = block.inner(r);
+        block.render(r, buf);
+        if two_cols {
+            let half = lines.len().div_ceil(2);
+            let right = lines.split_off(half);
+            let [a, b] =
+                Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(inner);
+            Paragraph::new(lines).render(a, buf);
+            Paragraph::new(right).render(b, buf);
+        } else {
+            Paragraph::new(lines).render(inner, buf);
+        }
     }
+}
+
+fn phase_text(p: TransferPhase) -> &'static str {
+    match p {
+        TransferPhase::Waiting => "waiting",
+        TransferPhase::Downloading => "downloading",
+        TransferPhase::Verifying => "verifying",
+        TransferPhase::Extracting => "extracting",
+        TransferPhase::Complete => "complete",
+        TransferPhase::AlreadyExists => "exists",
+        TransferPhase::Pushing => "pushing",
+    }
+}
+
+/// Split a log line into spans, highlighting every occurrence of `q`.
+fn highlight(
+    line: &str,
+    q: Option<&str>,
+    base: Style,
+    t: Theme,
+    current: bool,
+) -> Vec<Span<'static>> {
+    let Some(q) = q.filter(|q| !q.is_empty()) else {
+        return vec![Span::styled(line.to_owned(), base)];
+    };
+    let hl = if current {
+        t.selected().add_modifier(Modifier::BOLD)
+    } else {
+        t.highlight()
+    };
+    let mut spans = Vec::new();
+    let mut rest = line;
+    while let Some(pos) = rest.find(q) {
+        if pos > 0 {
+            spans.push(Span::styled(rest[..pos].to_owned(), base));
+        }
+        spans.push(Span::styled(q.to_owned(), hl));
+        rest = &rest[pos + q.len()..];
+    }
+    if !rest.is_empty() {
+        spans.push(Span::styled(rest.to_owned(), base));
+    }
+    spans
+}
+
+fn ports_text(c: &ContainerSummary) -> String {
+    c.ports
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}->{}/{}",
+                p.host_ip.as_deref().unwrap_or("0.0.0.0"),
+                p.host_port,
+                p.container_port,
+                p.protocol
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// RFC 3339 with nanoseconds, as `docker logs -t` prints.
+pub fn rfc3339(nanos: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// Docker's STATUS column: "Up 3 minutes", "Exited (0) 2 hours ago", "Created".
@@ -381,7 +989,8 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-fn clock(nanos: i64) -> String {
+/// `HH:MM:SS` of a unix-nanosecond time, UTC.
+pub fn clock(nanos: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
         .map(|t| format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()))
         .unwrap_or_default()
@@ -448,8 +1057,9 @@ pub fn describe(r: &EventRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::app::{Loaded, Msg};
-    use berth::api::{ContainerId, Digest};
+    use crate::console::app::{Msg, Pane};
+    use crate::console::keys::default_keymap;
+    use berth::api::{ContainerId, Digest, ImageRef, LogLine, Stream};
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
@@ -464,12 +1074,14 @@ mod tests {
         t
     }
 
-    fn empty_app(w: u16, h: u16) -> App {
-        let mut app = App::new("/var/lib/berth", w, h);
-        app.containers = Loaded::Ready(vec![]);
-        app.images = Loaded::Ready(vec![]);
-        app.now = NOW;
-        app
+    fn key(app: &mut App, code: KeyCode) {
+        app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    fn typed(app: &mut App, s: &str) {
+        for c in s.chars() {
+            key(app, KeyCode::Char(c));
+        }
     }
 
     fn container(name: &str, state: ContainerState, exit: Option<i32>) -> ContainerSummary {
@@ -489,42 +1101,195 @@ mod tests {
         }
     }
 
+    /// An app at a size, with data loaded (or empty lists).
+    fn app(w: u16, h: u16, filled: bool) -> App {
+        let mut app = App::new("/var/lib/berth", default_keymap(), w, h);
+        app.now = NOW;
+        let (cs, is) = if filled {
+            (
+                vec![
+                    container("web", ContainerState::Running, None),
+                    container("batch", ContainerState::Exited, Some(0)),
+                    container("crashy", ContainerState::Exited, Some(137)),
+                    container("frozen", ContainerState::Paused, None),
+                ],
+                vec![
+                    ImageSummary {
+                        id: Digest("sha256:0123456789abcdef".into()),
+                        repo_tags: vec!["busybox:latest".into()],
+                        repo_digests: vec![],
+                        size: 2_100_000,
+                        created: Some(NOW - 86400 * 3),
+                        containers: 4,
+                    },
+                    ImageSummary {
+                        id: Digest("sha256:fedcba9876543210".into()),
+                        repo_tags: vec![],
+                        repo_digests: vec![],
+                        size: 52_000_000,
+                        created: Some(NOW - 86400 * 30),
+                        containers: 0,
+                    },
+                ],
+            )
+        } else {
+            (vec![], vec![])
+        };
+        app.update(Msg::Containers(Ok(cs)));
+        app.update(Msg::Images(Ok(is)));
+        app.update(Msg::Audit(Ok(vec![])));
+        app
+    }
+
+    /// Snapshot the same state at 80x24 and 160x48.
+    fn snap(name: &str, setup: impl Fn(&mut App)) {
+        for (w, h) in [(80, 24), (160, 48)] {
+            let mut a = app(w, h, true);
+            setup(&mut a);
+            let t = draw(&a, w, h, Theme { color: true });
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
+        }
+    }
+
     #[test]
     fn empty_console_80x24() {
-        let app = empty_app(80, 24);
+        let app = app(80, 24, false);
         insta::assert_snapshot!(draw(&app, 80, 24, Theme { color: true }).backend());
     }
 
     #[test]
     fn help_screen_80x24() {
-        let mut app = empty_app(80, 24);
-        app.update(Msg::Key(KeyEvent::new(
-            KeyCode::Char('?'),
-            KeyModifiers::NONE,
-        )));
+        let mut app = app(80, 24, false);
+        key(&mut app, KeyCode::Char('?'));
         insta::assert_snapshot!(draw(&app, 80, 24, Theme { color: true }).backend());
     }
 
     #[test]
-    fn container_list_160x48_with_state_colours() {
-        let mut app = empty_app(160, 48);
-        app.containers = Loaded::Ready(vec![
-            container("web", ContainerState::Running, None),
-            container("batch", ContainerState::Exited, Some(0)),
-            container("crashy", ContainerState::Exited, Some(137)),
-            container("frozen", ContainerState::Paused, None),
-        ]);
-        app.images = Loaded::Ready(vec![ImageSummary {
-            id: Digest("sha256:0123456789abcdef".into()),
-            repo_tags: vec!["busybox:latest".into()],
-            repo_digests: vec![],
-            size: 2_100_000,
-            created: Some(NOW - 86400 * 3),
-            containers: 4,
-        }]);
-        let t = draw(&app, 160, 48, Theme { color: true });
-        insta::assert_snapshot!(t.backend());
-        // The state column carries meaning in colour: find each state word and check its style.
+    fn panes() {
+        snap("containers", |_| {});
+        snap("images", |a| key(a, KeyCode::Char('2')));
+        snap("events", |a| {
+            a.update(Msg::Engine(Box::new(berth::api::EventRecord {
+                time: NOW * 1_000_000_000,
+                origin: "o".into(),
+                event: berth::api::Event::ContainerExited {
+                    id: ContainerId("c".repeat(64)),
+                    exit_code: 137,
+                    oom_killed: true,
+                },
+            })));
+            key(a, KeyCode::Char('6'));
+        });
+        snap("policy", |a| {
+            a.update(Msg::Audit(Ok(vec![berth::security::AuditRecord {
+                time: "2027-01-15T08:00:00Z".into(),
+                subject: "alice(uid 1000)".into(),
+                uid: 1000,
+                action: "container.create".into(),
+                target: Some("busybox".into()),
+                decision: berth::security::Verdict::Deny,
+                rule: Some("/etc/berth/policy.toml:12".into()),
+                reason: "only root may run containers".into(),
+            }])));
+            key(a, KeyCode::Char('7'));
+        });
+        snap("logs", |a| {
+            key(a, KeyCode::Char('l'));
+            let id = a.containers.items()[0].id.clone();
+            for i in 0..60 {
+                let line = LogLine {
+                    stream: if i % 7 == 0 {
+                        Stream::Stderr
+                    } else {
+                        Stream::Stdout
+                    },
+                    time: NOW * 1_000_000_000 + i,
+                    line: format!(
+                        "request {i} served{}",
+                        if i % 10 == 4 { " slow" } else { "" }
+                    ),
+                };
+                a.update(Msg::LogLine {
+                    id: id.clone(),
+                    line,
+                });
+            }
+            key(a, KeyCode::Char('/'));
+            typed(a, "slow");
+            key(a, KeyCode::Enter);
+        });
+        snap("stats", |a| {
+            key(a, KeyCode::Char('4'));
+            let id = a.containers.items()[0].id.clone();
+            for i in 0..30u64 {
+                a.update(Msg::Stat(berth::api::StatsSample {
+                    id: id.clone(),
+                    cpu_percent: (i % 7) as f64 * 10.0,
+                    memory_bytes: 20_000_000 + i * 1_000_000,
+                    memory_limit: Some(64 << 20),
+                    pids: 3,
+                    ..Default::default()
+                }));
+            }
+        });
+        snap("inspect", |a| {
+            a.update(Msg::Inspected {
+                title: "container web".into(),
+                result: Ok(serde_json::json!({"Id": "3web", "Name": "web", "State": {"Status": "running", "Pid": 42}, "Config": {"Env": ["PATH=/bin"], "Cmd": ["sleep", "1000"]}})),
+            });
+        });
+    }
+
+    #[test]
+    fn dialogs() {
+        snap("menu", |a| key(a, KeyCode::Enter));
+        snap("confirm_remove", |a| key(a, KeyCode::Char('d')));
+        snap("kill_signal", |a| key(a, KeyCode::Char('K')));
+        snap("run_form", |a| {
+            key(a, KeyCode::Char('n'));
+            typed(a, "busybox");
+            key(a, KeyCode::Tab);
+            typed(a, "web");
+        });
+        snap("pull_progress", |a| {
+            key(a, KeyCode::Char('P'));
+            typed(a, "127.0.0.1:5055/busybox:latest");
+            key(a, KeyCode::Enter);
+            for (layer, phase, cur) in [
+                ("sha256:aaaa1111", TransferPhase::Downloading, 400_000u64),
+                ("sha256:bbbb2222", TransferPhase::Complete, 900_000),
+            ] {
+                a.update(Msg::Engine(Box::new(berth::api::EventRecord {
+                    time: 0,
+                    origin: "o".into(),
+                    event: berth::api::Event::Transfer {
+                        reference: ImageRef("127.0.0.1:5055/busybox:latest".into()),
+                        layer: Digest(layer.into()),
+                        phase,
+                        current: cur,
+                        total: Some(900_000),
+                    },
+                })));
+            }
+        });
+        snap("prune_preview", |a| {
+            key(a, KeyCode::Char('2'));
+            key(a, KeyCode::Char('x'));
+        });
+        snap("command_line", |a| {
+            key(a, KeyCode::Char(':'));
+            typed(a, "run busybox echo hi");
+        });
+        snap("filter", |a| {
+            key(a, KeyCode::Char('/'));
+            typed(a, "cr");
+        });
+    }
+
+    #[test]
+    fn container_state_colours_carry_meaning() {
+        let a = app(160, 48, true);
+        let t = draw(&a, 160, 48, Theme { color: true });
         let buf = t.backend().buffer();
         let colour_of = |word: &str, row_name: &str| {
             let y = (0..48u16)
@@ -544,18 +1309,25 @@ mod tests {
         assert_eq!(colour_of("paused", "frozen"), Color::Yellow);
         assert_eq!(colour_of("exited", "crashy"), Color::Red);
         assert_eq!(colour_of("exited", "batch"), Color::Gray);
-        // the first row is selected: reversed, so its colour stays but it is highlighted
         assert_eq!(colour_of("running", "web"), Color::Green);
     }
 
     #[test]
     fn no_color_drops_every_colour() {
-        let mut app = empty_app(80, 24);
-        app.containers = Loaded::Ready(vec![container("web", ContainerState::Running, None)]);
-        let t = draw(&app, 80, 24, Theme { color: false });
+        let mut a = app(80, 24, true);
+        let t = draw(&a, 80, 24, Theme { color: false });
         for cell in t.backend().buffer().content() {
             assert_eq!(cell.fg, Color::Reset, "coloured cell {cell:?}");
         }
+        a.pane = Pane::Images;
+        let t = draw(&a, 80, 24, Theme { color: false });
+        assert!(
+            t.backend()
+                .buffer()
+                .content()
+                .iter()
+                .all(|c| c.fg == Color::Reset)
+        );
     }
 
     #[test]
