@@ -49,6 +49,15 @@ impl RegistryOptions {
 
     /// An oci-client for the reference's registry.
     pub fn client(&self, r: &Reference) -> oci_client::Client {
+        self.make_client(r, false)
+    }
+
+    /// A client that uploads blobs in one streamed PUT (what every registry accepts).
+    pub fn push_client(&self, r: &Reference) -> oci_client::Client {
+        self.make_client(r, true)
+    }
+
+    fn make_client(&self, r: &Reference, monolithic: bool) -> oci_client::Client {
         static PROVIDER: Once = Once::new();
         PROVIDER.call_once(|| {
             // Another part of the process may have installed one already; either is fine.
@@ -62,6 +71,7 @@ impl RegistryOptions {
         oci_client::Client::new(ClientConfig {
             protocol,
             max_concurrent_download: 8,
+            use_monolithic_push: monolithic,
             connect_timeout: Some(std::time::Duration::from_secs(30)),
             read_timeout: Some(std::time::Duration::from_secs(300)),
             ..Default::default()
