@@ -7,6 +7,7 @@ mod registry;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod archive;
 mod escapes;
 mod fixtures;
 mod lying_registry;
