@@ -1,1 +1,15 @@
-//! Integration tests: image.
+//! Integration tests: the image manager against a real `docker-registry` on 127.0.0.1
+//! (`BERTH_TEST_REGISTRY`, default 127.0.0.1:5055), with fixtures built offline from
+//! busybox-static and pushed with skopeo.
+
+#[path = "../support/registry.rs"]
+mod registry;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod archive;
+mod escapes;
+mod fixtures;
+mod lying_registry;
+mod pull;
+mod store_ops;

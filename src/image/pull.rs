@@ -1,0 +1,567 @@
+//! `pull`: resolve a reference (picking a platform from an index), then download every layer in
+//! parallel, each streamed through hashing, decompression and the safe unpacker at once. The
+//! compressed digest, the size and the uncompressed digest (`diff_id`) are all checked before a
+//! blob or a layer directory becomes visible. Concurrent pulls of one layer share the work: the
+//! second waits for the first and then finds the layer in place.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use oci_client::manifest::OciDescriptor;
+
+use super::ImageStore;
+use super::config::ImageConfig;
+use super::digest::{Digest, Hasher, HashingReader, ImageId, chain_ids};
+use super::error::{ImageError, Result};
+use super::layers::LayerRecord;
+use super::layout::{AnyManifest, Compression, Descriptor, MANIFEST_TYPES, Platform};
+use super::reference::Reference;
+use super::registry::registry_error;
+use super::store::BlobWriter;
+use super::unpack::{UnpackStats, unpack_layer};
+
+/// Where one layer of a pull (or push) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Waiting,
+    Downloading,
+    Verifying,
+    Extracting,
+    Complete,
+    AlreadyExists,
+    Uploading,
+}
+
+/// One progress report about one layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressUpdate {
+    /// The layer blob's digest.
+    pub layer: Digest,
+    pub phase: Phase,
+    /// Bytes done (compressed bytes downloaded or uploaded, or read back from the store).
+    pub current: u64,
+    /// Bytes in all (the blob's size).
+    pub total: u64,
+}
+
+pub(crate) type Progress = Arc<dyn Fn(ProgressUpdate) + Send + Sync>;
+
+/// What a layer pipeline saw, whatever happened to the unpack.
+struct LayerOutcome {
+    compressed: Digest,
+    compressed_len: u64,
+    unpack: Option<Result<(Digest, UnpackStats)>>,
+    blob: Option<BlobWriter>,
+}
+
+/// Reads bytes handed over from the async download task.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Hashes (and optionally stores) the compressed stream as the decompressor reads it.
+struct Tee<R> {
+    inner: R,
+    hasher: Hasher,
+    blob: Option<BlobWriter>,
+    progress: Option<(Progress, Digest, u64)>,
+    last_report: u64,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        if let Some(b) = &mut self.blob {
+            io::Write::write_all(b, &buf[..n])?;
+        }
+        if let Some((p, d, total)) = &self.progress {
+            let done = self.hasher.len();
+            if done - self.last_report >= 4 << 20 || (n == 0 && done != self.last_report) {
+                self.last_report = done;
+                p(ProgressUpdate {
+                    layer: d.clone(),
+                    phase: Phase::Extracting,
+                    current: done,
+                    total: *total,
+                });
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Runs one layer through hash → (store) → decompress → hash → unpack. Blocking.
+fn process_layer(
+    src: impl Read,
+    blob: Option<BlobWriter>,
+    compression: Compression,
+    unpack_to: Option<&Path>,
+    name: &str,
+    progress: Option<(Progress, Digest, u64)>,
+) -> LayerOutcome {
+    let mut tee = Tee {
+        inner: src,
+        hasher: Hasher::new(),
+        blob,
+        progress,
+        last_report: 0,
+    };
+    let mut unpack = None;
+    if let Some(dest) = unpack_to {
+        let res = (|| -> Result<(Digest, UnpackStats)> {
+            let bad = |e: io::Error| ImageError::BadLayer {
+                layer: name.into(),
+                reason: e.to_string(),
+            };
+            let dec: Box<dyn Read + '_> = match compression {
+                Compression::None => Box::new(&mut tee),
+                Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut tee)),
+                Compression::Zstd => Box::new(zstd::Decoder::new(&mut tee).map_err(bad)?),
+            };
+            let mut hr = HashingReader::new(dec);
+            let stats = unpack_layer(&mut hr, dest, name)?;
+            let (diff, _) = hr.finish().map_err(bad)?;
+            Ok((diff, stats))
+        })();
+        unpack = Some(res);
+    }
+    // Whatever happened, read the rest so the compressed digest covers the whole blob.
+    let _ = io::copy(&mut tee, &mut io::sink());
+    let compressed_len = tee.hasher.len();
+    LayerOutcome {
+        compressed: tee.hasher.finish(),
+        compressed_len,
+        unpack,
+        blob: tee.blob,
+    }
+}
+
+fn oci_desc(d: &Descriptor) -> OciDescriptor {
+    OciDescriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.to_string(),
+        size: d.size as i64,
+        urls: None,
+        annotations: None,
+        artifact_type: None,
+    }
+}
+
+/// The oci-client form of a reference (by digest when it has one).
+pub(crate) fn oci_ref(r: &Reference) -> oci_client::Reference {
+    match (r.digest(), r.tag()) {
+        (Some(d), _) => oci_client::Reference::with_digest(
+            r.registry().into(),
+            r.repository().into(),
+            d.to_string(),
+        ),
+        (None, Some(t)) => {
+            oci_client::Reference::with_tag(r.registry().into(), r.repository().into(), t.into())
+        }
+        (None, None) => oci_client::Reference::with_tag(
+            r.registry().into(),
+            r.repository().into(),
+            "latest".into(),
+        ),
+    }
+}
+
+impl ImageStore {
+    /// Pulls `reference` for `platform` (the host's when `None`), reporting per-layer progress.
+    /// Returns the image id (the config digest).
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        platform: Option<&Platform>,
+        progress: impl Fn(ProgressUpdate) + Send + Sync + 'static,
+    ) -> Result<ImageId> {
+        let progress: Progress = Arc::new(progress);
+        let want = platform.cloned().unwrap_or_else(Platform::host);
+        let client = self.registry.client(reference);
+        let auth = self.registry.auth(reference)?;
+        let oref = oci_ref(reference);
+
+        // Resolve: the manifest the reference names, through an index if it is one.
+        let (raw, digest) = client
+            .pull_manifest_raw(&oref, &auth, MANIFEST_TYPES)
+            .await
+            .map_err(|e| registry_error(reference, e))?;
+        let top_digest = verify_manifest(reference, &raw, &digest)?;
+        let (doc, mt) = AnyManifest::parse(&raw, None)?;
+        let (manifest, manifest_raw, manifest_desc) = match doc {
+            AnyManifest::Image(m) => {
+                let desc = Descriptor::new(&mt, top_digest.clone(), raw.len() as u64);
+                (m, raw.to_vec(), desc)
+            }
+            AnyManifest::Index(idx) => {
+                let pick = idx
+                    .manifests
+                    .iter()
+                    .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+                    .cloned()
+                    .ok_or_else(|| ImageError::NoMatchingPlatform {
+                        reference: reference.to_string(),
+                        platform: want.to_string(),
+                        available: idx
+                            .manifests
+                            .iter()
+                            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+                let child = reference.with_digest(pick.digest.clone());
+                let (raw, digest) = client
+                    .pull_manifest_raw(&oci_ref(&child), &auth, MANIFEST_TYPES)
+                    .await
+                    .map_err(|e| registry_error(&child, e))?;
+                verify_manifest(&child, &raw, &digest)?;
+                match AnyManifest::parse(&raw, None)? {
+                    (AnyManifest::Image(m), mt) => {
+                        let mut desc = Descriptor::new(&mt, pick.digest.clone(), raw.len() as u64);
+                        desc.platform = pick.platform.clone();
+                        (m, raw.to_vec(), desc)
+                    }
+                    (AnyManifest::Index(_), _) => {
+                        return Err(ImageError::Unsupported {
+                            what: "image index".into(),
+                            detail: format!("{child}: an index inside an index"),
+                        });
+                    }
+                }
+            }
+        };
+
+        let _protect_blobs = self.protect(
+            manifest
+                .layers
+                .iter()
+                .map(|l| l.digest.clone())
+                .chain([manifest.config.digest.clone(), manifest_desc.digest.clone()]),
+        );
+        // Config first: it names the diff ids the layers must unpack to.
+        let config_raw = self
+            .fetch_small_blob(&client, reference, &manifest.config)
+            .await?;
+        let config = ImageConfig::parse(&config_raw)?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(ImageError::Unsupported {
+                what: "image".into(),
+                detail: format!(
+                    "{reference}: {} layers but {} diff ids in the config",
+                    manifest.layers.len(),
+                    config.rootfs.diff_ids.len()
+                ),
+            });
+        }
+        let chains = chain_ids(&config.rootfs.diff_ids);
+        let _protect_layers = self.protect(chains.iter().cloned());
+        for l in &manifest.layers {
+            progress(ProgressUpdate {
+                layer: l.digest.clone(),
+                phase: Phase::Waiting,
+                current: 0,
+                total: l.size,
+            });
+        }
+
+        let sem = Arc::new(tokio::sync::Semaphore::new(4));
+        let jobs = manifest.layers.iter().enumerate().map(|(i, l)| {
+            let sem = sem.clone();
+            let client = &client;
+            let progress = progress.clone();
+            let diff = &config.rootfs.diff_ids[i];
+            let chain = &chains[i];
+            async move {
+                let _permit = sem.acquire().await.expect("semaphore open");
+                self.fetch_layer(client, reference, l, diff, chain, progress)
+                    .await
+            }
+        });
+        futures_util::future::try_join_all(jobs).await?;
+
+        // Everything is in place: record the manifest and name the image.
+        self.content
+            .put(&manifest_raw, Some(&manifest_desc.digest))?;
+        let name = match reference.digest() {
+            Some(d) => reference.with_digest(d.clone()),
+            None => reference.clone(),
+        };
+        let repo_digest = format!("{}@{}", reference.name(), top_digest);
+        self.set_name(Some(&name), manifest_desc, Some(repo_digest))?;
+        Ok(manifest.config.digest.clone())
+    }
+
+    /// Fetches a small blob (a config) whole, verifies and stores it.
+    async fn fetch_small_blob(
+        &self,
+        client: &oci_client::Client,
+        r: &Reference,
+        d: &Descriptor,
+    ) -> Result<Vec<u8>> {
+        if self.content.has_blob(&d.digest) {
+            return self.content.read_blob(&d.digest);
+        }
+        let mut stream = client
+            .pull_blob_stream(&oci_ref(r), &oci_desc(d))
+            .await
+            .map_err(|e| registry_error(r, e))?;
+        let mut data = Vec::with_capacity(d.size as usize);
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => data.extend_from_slice(&c),
+                Err(_) if data.len() as u64 >= d.size => break, // the client's own digest check; ours follows
+                Err(e) => return Err(registry_error(r, e)),
+            }
+            if data.len() as u64 > d.size.max(1) * 2 + (1 << 20) {
+                return Err(ImageError::SizeMismatch {
+                    digest: d.digest.clone(),
+                    expected: d.size,
+                    actual: data.len() as u64,
+                });
+            }
+        }
+        self.content
+            .put(&data, Some(&d.digest))
+            .map_err(|e| match e {
+                ImageError::DigestMismatch {
+                    expected, actual, ..
+                } => ImageError::DigestMismatch {
+                    what: format!("config of {r}"),
+                    expected,
+                    actual,
+                },
+                e => e,
+            })?;
+        Ok(data)
+    }
+
+    /// Makes sure layer `l` is both a verified blob and an unpacked layer directory.
+    async fn fetch_layer(
+        &self,
+        client: &oci_client::Client,
+        r: &Reference,
+        l: &Descriptor,
+        diff_id: &Digest,
+        chain: &Digest,
+        progress: Progress,
+    ) -> Result<()> {
+        let report = |phase, current| {
+            progress(ProgressUpdate {
+                layer: l.digest.clone(),
+                phase,
+                current,
+                total: l.size,
+            })
+        };
+        let compression = Compression::of_media_type(&l.media_type)?;
+        // One pull at a time per layer; the others wait here and then find it done.
+        let lock = self.inflight_lock(chain.as_str());
+        let _guard = lock.lock().await;
+        let have_blob = self.content.has_blob(&l.digest);
+        let have_layer = self.layers.exists(chain);
+        if have_blob && have_layer {
+            report(Phase::AlreadyExists, l.size);
+            return Ok(());
+        }
+        let staging = if have_layer {
+            None
+        } else {
+            Some(self.layers.staging(chain)?)
+        };
+        let name = l.digest.to_string();
+
+        let outcome = if have_blob {
+            // Unpack from the store.
+            let file = self.content.open_blob(&l.digest)?;
+            let staging2 = staging.clone();
+            let p = (progress.clone(), l.digest.clone(), l.size);
+            let name2 = name.clone();
+            report(Phase::Extracting, 0);
+            let out = tokio::task::spawn_blocking(move || {
+                process_layer(
+                    io::BufReader::with_capacity(1 << 20, file),
+                    None,
+                    compression,
+                    staging2.as_deref(),
+                    &name2,
+                    Some(p),
+                )
+            })
+            .await
+            .map_err(|e| ImageError::BadLayer {
+                layer: name.clone(),
+                reason: format!("unpack task failed: {e}"),
+            })?;
+            (out, None)
+        } else {
+            let mut stream = client
+                .pull_blob_stream(&oci_ref(r), &oci_desc(l))
+                .await
+                .map_err(|e| {
+                    if let Some(s) = &staging {
+                        self.layers.discard(s);
+                    }
+                    registry_error(r, e)
+                })?;
+            let writer = self.content.ingest()?;
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+            let staging2 = staging.clone();
+            let name2 = name.clone();
+            let blocking = tokio::task::spawn_blocking(move || {
+                let src = ChannelReader {
+                    rx,
+                    cur: Bytes::new(),
+                };
+                process_layer(
+                    src,
+                    Some(writer),
+                    compression,
+                    staging2.as_deref(),
+                    &name2,
+                    None,
+                )
+            });
+            // Pump the download into the pipeline, reporting bytes.
+            let got = AtomicU64::new(0);
+            let mut stream_err: Option<String> = None;
+            let mut last = Instant::now();
+            report(Phase::Downloading, 0);
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(b) => {
+                        let n = got.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
+                        if tx.send(b).await.is_err() {
+                            break; // the unpacker stopped (an error it will report)
+                        }
+                        if last.elapsed() >= Duration::from_millis(100) {
+                            last = Instant::now();
+                            report(Phase::Downloading, n);
+                        }
+                        if n > l.size {
+                            stream_err = Some(format!(
+                                "registry sent more than the {} bytes the manifest lists",
+                                l.size
+                            ));
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        stream_err = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+            report(Phase::Verifying, got.load(Ordering::Relaxed));
+            let out = blocking.await.map_err(|e| ImageError::BadLayer {
+                layer: name.clone(),
+                reason: format!("unpack task failed: {e}"),
+            })?;
+            (out, stream_err)
+        };
+        let (out, stream_err) = outcome;
+        let cleanup = || {
+            if let Some(s) = &staging {
+                self.layers.discard(s);
+            }
+        };
+        // 1. The compressed bytes must be exactly the blob the manifest names.
+        if out.compressed != l.digest {
+            cleanup();
+            if let Some(e) = stream_err.filter(|_| out.compressed_len < l.size) {
+                return Err(registry_error(r, format!("downloading {}: {e}", l.digest)));
+            }
+            return Err(ImageError::DigestMismatch {
+                what: format!("layer {} of {r}", l.digest),
+                expected: l.digest.clone(),
+                actual: out.compressed,
+            });
+        }
+        if out.compressed_len != l.size {
+            cleanup();
+            return Err(ImageError::SizeMismatch {
+                digest: l.digest.clone(),
+                expected: l.size,
+                actual: out.compressed_len,
+            });
+        }
+        // 2. The unpack must have succeeded, to the diff id the config names.
+        let mut record = None;
+        if let Some(res) = out.unpack {
+            match res {
+                Err(e) => {
+                    cleanup();
+                    return Err(e);
+                }
+                Ok((diff, stats)) => {
+                    if &diff != diff_id {
+                        cleanup();
+                        return Err(ImageError::DigestMismatch {
+                            what: format!("uncompressed layer {} of {r} (diff id)", l.digest),
+                            expected: diff_id.clone(),
+                            actual: diff,
+                        });
+                    }
+                    record = Some(LayerRecord {
+                        chain_id: chain.clone(),
+                        diff_id: diff,
+                        size: stats.bytes,
+                        entries: stats.entries,
+                    });
+                }
+            }
+        }
+        // 3. Make both visible: the blob under its digest, the layer under its chain id.
+        if let Some(w) = out.blob {
+            let w_digest = l.digest.clone();
+            tokio::task::spawn_blocking(move || w.commit(Some(&w_digest), None))
+                .await
+                .map_err(|e| ImageError::BadLayer {
+                    layer: name.clone(),
+                    reason: format!("commit task failed: {e}"),
+                })??;
+        }
+        if let (Some(s), Some(rec)) = (&staging, &record) {
+            self.layers.commit(s, rec)?;
+        }
+        report(Phase::Complete, l.size);
+        Ok(())
+    }
+}
+
+/// Checks a fetched manifest against the digest asked for (when pinned) and returns its digest.
+fn verify_manifest(r: &Reference, raw: &[u8], _reported: &str) -> Result<Digest> {
+    let actual = Digest::of(raw);
+    if let Some(want) = r.digest()
+        && want.algorithm() == "sha256"
+        && *want != actual
+    {
+        return Err(ImageError::DigestMismatch {
+            what: format!("manifest of {r}"),
+            expected: want.clone(),
+            actual,
+        });
+    }
+    Ok(actual)
+}

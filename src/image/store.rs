@@ -1,0 +1,334 @@
+//! The content store: an OCI image layout under `<root>/images` (`oci-layout`, `index.json`,
+//! `blobs/sha256/…`), so skopeo and umoci can read it.
+//!
+//! A blob is written to `ingest/` first, hashed on the way, and only renamed to its digest's
+//! path once the digest is verified (after an fsync of the file; the directory is fsynced after
+//! the rename). `index.json` is rewritten the same way (temp, fsync, rename) under a lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::digest::{Digest, Hasher};
+use super::error::{ImageError, Result};
+use super::layout::Index;
+
+/// The `oci-layout` file content.
+const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// Blobs and the layout's `index.json`.
+pub struct ContentStore {
+    dir: PathBuf,
+    index_lock: Mutex<()>,
+}
+
+/// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename,
+/// fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        rand::random::<u64>()
+    ));
+    let res = (|| -> io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.map_err(|e| ImageError::io("write", path, e))
+}
+
+impl ContentStore {
+    /// Opens (creating if needed) the layout at `dir`. Leftover ingest files from a crash are
+    /// removed: nothing refers to them.
+    pub fn open(dir: &Path) -> Result<Self> {
+        for d in [
+            dir.to_path_buf(),
+            dir.join("blobs/sha256"),
+            dir.join("ingest"),
+        ] {
+            fs::create_dir_all(&d).map_err(|e| ImageError::io("create", &d, e))?;
+        }
+        let layout = dir.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&layout, OCI_LAYOUT.as_bytes())?;
+        }
+        let index = dir.join("index.json");
+        if !index.exists() {
+            let data = serde_json::to_vec(&Index::default())
+                .map_err(|e| ImageError::json("index.json", e))?;
+            write_atomic(&index, &data)?;
+        }
+        if let Ok(rd) = fs::read_dir(dir.join("ingest")) {
+            for e in rd.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(ContentStore {
+            dir: dir.to_path_buf(),
+            index_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.dir.join("blobs").join(d.algorithm()).join(d.hex())
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    /// Size of a stored blob.
+    pub fn blob_size(&self, d: &Digest) -> Option<u64> {
+        fs::metadata(self.blob_path(d)).ok().map(|m| m.len())
+    }
+
+    /// Reads a (small) blob whole and checks it still hashes to its name.
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
+        let p = self.blob_path(d);
+        let data = fs::read(&p).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ImageError::BlobMissing { digest: d.clone() },
+            _ => ImageError::io("read", &p, e),
+        })?;
+        let actual = Digest::of(&data);
+        if &actual != d {
+            return Err(ImageError::DigestMismatch {
+                what: format!("stored blob {}", p.display()),
+                expected: d.clone(),
+                actual,
+            });
+        }
+        Ok(data)
+    }
+
+    pub fn open_blob(&self, d: &Digest) -> Result<File> {
+        let p = self.blob_path(d);
+        File::open(&p).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ImageError::BlobMissing { digest: d.clone() },
+            _ => ImageError::io("open", &p, e),
+        })
+    }
+
+    /// Starts writing a new blob into `ingest/`.
+    pub fn ingest(&self) -> Result<BlobWriter> {
+        let tmp = self
+            .dir
+            .join("ingest")
+            .join(format!("{:016x}", rand::random::<u64>()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| ImageError::io("create", &tmp, e))?;
+        Ok(BlobWriter {
+            file: Some(file),
+            tmp,
+            blobs: self.dir.join("blobs"),
+            hasher: Hasher::new(),
+        })
+    }
+
+    /// Stores `data`, checking it against `expected` when given. Returns its digest.
+    pub fn put(&self, data: &[u8], expected: Option<&Digest>) -> Result<Digest> {
+        let actual = Digest::of(data);
+        if let Some(e) = expected
+            && *e != actual
+        {
+            return Err(ImageError::DigestMismatch {
+                what: "blob".into(),
+                expected: e.clone(),
+                actual,
+            });
+        }
+        if !self.has_blob(&actual) {
+            let mut w = self.ingest()?;
+            w.write_all(data)
+                .map_err(|e| ImageError::io("write", &w.tmp, e))?;
+            w.commit(Some(&actual), Some(data.len() as u64))?;
+        }
+        Ok(actual)
+    }
+
+    pub fn remove_blob(&self, d: &Digest) -> Result<u64> {
+        let p = self.blob_path(d);
+        match fs::metadata(&p) {
+            Ok(m) => {
+                fs::remove_file(&p).map_err(|e| ImageError::io("remove", &p, e))?;
+                Ok(m.len())
+            }
+            Err(_) => Ok(0),
+        }
+    }
+
+    /// Every sha256 blob in the store.
+    pub fn list_blobs(&self) -> Result<Vec<Digest>> {
+        let d = self.dir.join("blobs/sha256");
+        let rd = fs::read_dir(&d).map_err(|e| ImageError::io("list", &d, e))?;
+        Ok(rd
+            .flatten()
+            .filter_map(|e| {
+                Digest::parse(&format!("sha256:{}", e.file_name().to_string_lossy())).ok()
+            })
+            .collect())
+    }
+
+    pub fn read_index(&self) -> Result<Index> {
+        let p = self.dir.join("index.json");
+        let data = fs::read(&p).map_err(|e| ImageError::io("read", &p, e))?;
+        serde_json::from_slice(&data).map_err(|e| ImageError::json(p.display().to_string(), e))
+    }
+
+    /// Read-modify-write of `index.json` under the store's lock; `f`'s result is returned after
+    /// the new index is durably in place.
+    pub fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        let _g = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idx = self.read_index()?;
+        let out = f(&mut idx)?;
+        let data =
+            serde_json::to_vec_pretty(&idx).map_err(|e| ImageError::json("index.json", e))?;
+        write_atomic(&self.dir.join("index.json"), &data)?;
+        Ok(out)
+    }
+}
+
+/// A blob being written. Dropping it without `commit` removes the temp file.
+pub struct BlobWriter {
+    file: Option<File>,
+    tmp: PathBuf,
+    blobs: PathBuf,
+    hasher: Hasher,
+}
+
+impl BlobWriter {
+    pub fn written(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    /// Verifies the digest (and size) of what was written, fsyncs, and moves the blob into
+    /// place. On mismatch the temp file is removed and nothing appears in the store.
+    pub fn commit(mut self, expected: Option<&Digest>, size: Option<u64>) -> Result<Digest> {
+        let hasher = std::mem::take(&mut self.hasher);
+        let n = hasher.len();
+        let actual = hasher.finish();
+        if let Some(e) = expected
+            && *e != actual
+        {
+            return Err(ImageError::DigestMismatch {
+                what: "blob".into(),
+                expected: e.clone(),
+                actual,
+            });
+        }
+        if let Some(s) = size
+            && s != n
+        {
+            return Err(ImageError::SizeMismatch {
+                digest: actual,
+                expected: s,
+                actual: n,
+            });
+        }
+        let file = self.file.take().expect("file present until commit");
+        file.sync_all()
+            .map_err(|e| ImageError::io("fsync", &self.tmp, e))?;
+        drop(file);
+        let dir = self.blobs.join(actual.algorithm());
+        let dest = dir.join(actual.hex());
+        fs::rename(&self.tmp, &dest).map_err(|e| ImageError::io("rename", &dest, e))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| ImageError::io("fsync", &dir, e))?;
+        Ok(actual)
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self
+            .file
+            .as_mut()
+            .expect("file present until commit")
+            .write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() || self.tmp.exists() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_appears_only_when_verified() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(&tmp.path().join("images")).unwrap();
+        assert!(tmp.path().join("images/oci-layout").is_file());
+        let good = Digest::of(b"hello");
+        let mut w = cs.ingest().unwrap();
+        w.write_all(b"hellX").unwrap();
+        let err = w.commit(Some(&good), None).unwrap_err();
+        assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+        assert!(!cs.has_blob(&good));
+        assert_eq!(
+            fs::read_dir(tmp.path().join("images/ingest"))
+                .unwrap()
+                .count(),
+            0,
+            "temp removed"
+        );
+        assert_eq!(cs.put(b"hello", Some(&good)).unwrap(), good);
+        assert_eq!(cs.read_blob(&good).unwrap(), b"hello");
+        assert!(cs.put(b"other", Some(&good)).is_err());
+        // A blob corrupted on disk is caught on read.
+        fs::write(cs.blob_path(&good), b"tampered").unwrap();
+        assert!(matches!(
+            cs.read_blob(&good),
+            Err(ImageError::DigestMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn index_updates_are_durable_and_serialised() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(tmp.path()).unwrap();
+        let d = Digest::of(b"m");
+        cs.update_index(|i| {
+            i.manifests.push(super::super::layout::Descriptor::new(
+                super::super::layout::OCI_MANIFEST,
+                d.clone(),
+                1,
+            ));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(cs.read_index().unwrap().manifests[0].digest, d);
+        let leftovers: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

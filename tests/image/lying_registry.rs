@@ -1,0 +1,138 @@
+//! A registry that lies: it serves a layer whose bytes do not match the digest in the
+//! manifest. The real docker-registry verifies uploads, so this one is a tiny HTTP server on
+//! 127.0.0.1 written for the test.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+
+use berth::image::{ImageError, ImageStore, Reference};
+use serde_json::json;
+
+use crate::registry::{Comp, Entry, layer, tar_of};
+
+struct Served {
+    manifest: Vec<u8>,
+    config: Vec<u8>,
+    config_digest: String,
+    layer_digest: String,
+    layer: Vec<u8>,
+}
+
+fn serve(s: Served) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                    break;
+                }
+            }
+            let mut parts = line.split_whitespace();
+            let method = parts.next().unwrap_or("");
+            let path = parts.next().unwrap_or("");
+            let (status, ctype, body): (&str, &str, &[u8]) = if path == "/v2/" {
+                ("200 OK", "application/json", b"{}")
+            } else if path.contains("/manifests/") {
+                (
+                    "200 OK",
+                    "application/vnd.oci.image.manifest.v1+json",
+                    &s.manifest,
+                )
+            } else if path.ends_with(&s.config_digest) {
+                ("200 OK", "application/octet-stream", &s.config)
+            } else if path.ends_with(&s.layer_digest) {
+                ("200 OK", "application/octet-stream", &s.layer)
+            } else {
+                ("404 Not Found", "application/json", b"{}")
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if method != "HEAD" {
+                let _ = conn.write_all(body);
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_blob_is_refused_with_a_digest_error_and_leaves_nothing() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let l = layer(
+        tar_of(&[Entry::File("f", &vec![7u8; 100_000], 0o644)]),
+        Comp::Gzip,
+    );
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [l.diff_id.to_string()]},
+    }))
+    .unwrap();
+    let config_digest = berth::image::Digest::of(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.blob.len()}],
+    }))
+    .unwrap();
+    // Same length, one byte flipped in the middle of the compressed stream.
+    let mut corrupt = l.blob.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0xff;
+    let addr = serve(Served {
+        manifest,
+        config,
+        config_digest: config_digest.to_string(),
+        layer_digest: l.digest.to_string(),
+        layer: corrupt,
+    });
+    let tmp = crate::registry::tempdir();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let err = store
+        .pull(
+            &Reference::parse(&format!("{addr}/lying/image:v1")).unwrap(),
+            None,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        ImageError::DigestMismatch { expected, .. } => assert_eq!(expected, &l.digest),
+        other => panic!("expected a digest mismatch, got {other}"),
+    }
+    assert!(
+        !tmp.path()
+            .join("images/blobs/sha256")
+            .join(l.digest.hex())
+            .exists(),
+        "no blob under the claimed digest"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("images/ingest"))
+            .unwrap()
+            .count(),
+        0,
+        "no temp blob left"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("layers"))
+            .unwrap()
+            .count(),
+        0,
+        "no layer dir left"
+    );
+    assert!(store.list(&|_| 0).unwrap().is_empty(), "no image recorded");
+}
