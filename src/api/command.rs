@@ -103,6 +103,24 @@ pub enum Command {
     ImageInspect { reference: ImageRef },
     /// The history entries of an image.
     ImageHistory { reference: ImageRef },
+    /// Write images to a `docker save`-compatible archive (also an OCI archive) at `path`.
+    ImageSave {
+        references: Vec<ImageRef>,
+        path: std::path::PathBuf,
+    },
+    /// Load every image of a `docker save` or OCI archive; replies with what was loaded.
+    ImageLoad { path: std::path::PathBuf },
+    /// Make a one-layer image from a rootfs tarball, named `reference` when given.
+    ImageImport {
+        path: std::path::PathBuf,
+        reference: Option<ImageRef>,
+    },
+    /// Store credentials for a registry (Docker's config file).
+    RegistryLogin {
+        registry: String,
+        username: String,
+        password: String,
+    },
 
     /// The most recent policy decisions from the audit log, oldest first.
     AuditLog { limit: usize },
@@ -148,6 +166,10 @@ impl Command {
             Self::ImagePrune { .. } => "image.prune",
             Self::ImageInspect { .. } => "image.inspect",
             Self::ImageHistory { .. } => "image.history",
+            Self::ImageSave { .. } => "image.save",
+            Self::ImageLoad { .. } => "image.load",
+            Self::ImageImport { .. } => "image.import",
+            Self::RegistryLogin { .. } => "registry.login",
             Self::AuditLog { .. } => "system.audit",
             Self::SystemVersion => "system.version",
             Self::SystemInfo => "system.info",
@@ -184,6 +206,10 @@ impl Command {
         "image.prune",
         "image.inspect",
         "image.history",
+        "image.save",
+        "image.load",
+        "image.import",
+        "registry.login",
         "system.audit",
         "system.version",
         "system.info",
@@ -219,6 +245,21 @@ impl Command {
             | Self::ImageHistory { reference } => Some(reference.0.clone()),
             Self::ImageTag { source, target } => Some(format!("{source} -> {target}")),
             Self::ImageBuild { config } => Some(config.context.display().to_string()),
+            Self::ImageSave { references, .. } => Some(
+                references
+                    .iter()
+                    .map(|r| r.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            Self::ImageLoad { path } => Some(path.display().to_string()),
+            Self::ImageImport { path, reference } => Some(match reference {
+                Some(r) => format!("{} as {r}", path.display()),
+                None => path.display().to_string(),
+            }),
+            Self::RegistryLogin {
+                registry, username, ..
+            } => Some(format!("{username}@{registry}")),
             Self::ContainerList { .. }
             | Self::ContainerPrune
             | Self::ImageList

@@ -7,6 +7,7 @@ use super::events::EventBus;
 use super::reply::{Reply, SystemInfo, VersionInfo};
 use super::root::StateRoot;
 use super::types::*;
+use crate::image::ImageStore;
 use crate::security::{AuditLog, AuditRecord, Facts, HostBind, Policy, Request, Subject, Verdict};
 
 /// Who is asking, and whether they already said yes to a `confirm` rule.
@@ -32,17 +33,38 @@ pub struct Dispatcher {
     policy: Policy,
     audit: AuditLog,
     bus: EventBus,
+    images: ImageStore,
 }
 
 impl Dispatcher {
-    pub fn new(root: StateRoot, policy: Policy, bus: EventBus) -> Self {
+    pub fn new(root: StateRoot, policy: Policy, bus: EventBus, images: ImageStore) -> Self {
         let audit = AuditLog::new(root.audit_path());
         Self {
             root,
             policy,
             audit,
             bus,
+            images,
         }
+    }
+
+    pub(crate) fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    /// Take the state root's change lock (blocking: changes under it are short).
+    pub(crate) fn lock(&self) -> Result<crate::api::root::RootLock, ApiError> {
+        self.root
+            .lock()
+            .map_err(|e| ApiError::engine("locking the state root", e))
+    }
+
+    /// How many containers use each image id.
+    pub(crate) fn image_use_counts(
+        &self,
+    ) -> Result<std::collections::HashMap<String, usize>, ApiError> {
+        // Containers arrive with the runtime; until then no image is in use.
+        Ok(std::collections::HashMap::new())
     }
 
     pub fn root(&self) -> &StateRoot {
@@ -85,14 +107,25 @@ impl Dispatcher {
             Command::ContainerInspect { id } => Err(ApiError::NoSuchContainer(id)),
             Command::ContainerPrune => Err(not_yet("container prune")),
             Command::ImageList => self.image_list().await,
-            Command::ImagePull { .. } => Err(not_yet("pulling images")),
-            Command::ImagePush { .. } => Err(not_yet("pushing images")),
+            Command::ImagePull {
+                reference,
+                platform,
+            } => self.image_pull(reference, platform).await,
+            Command::ImagePush { reference } => self.image_push(reference).await,
             Command::ImageBuild { .. } => Err(not_yet("building images")),
-            Command::ImageTag { .. } => Err(not_yet("tagging images")),
-            Command::ImageRemove { .. } => Err(not_yet("removing images")),
-            Command::ImagePrune { .. } => Err(not_yet("pruning images")),
-            Command::ImageInspect { reference } => Err(ApiError::NoSuchImage(reference.0)),
-            Command::ImageHistory { reference } => Err(ApiError::NoSuchImage(reference.0)),
+            Command::ImageTag { source, target } => self.image_tag(source, target).await,
+            Command::ImageRemove { reference, force } => self.image_remove(reference, force).await,
+            Command::ImagePrune { all } => self.image_prune(all).await,
+            Command::ImageInspect { reference } => self.image_inspect(reference).await,
+            Command::ImageHistory { reference } => self.image_history(reference).await,
+            Command::ImageSave { references, path } => self.image_save(references, path).await,
+            Command::ImageLoad { path } => self.image_load(path).await,
+            Command::ImageImport { path, reference } => self.image_import(path, reference).await,
+            Command::RegistryLogin {
+                registry,
+                username,
+                password,
+            } => self.registry_login(registry, username, password).await,
             Command::AuditLog { limit } => self
                 .audit
                 .tail(limit)
@@ -168,17 +201,12 @@ impl Dispatcher {
         Ok(Reply::Containers(Vec::new()))
     }
 
-    async fn image_list(&self) -> Result<Reply, ApiError> {
-        // No image can exist until the image manager lands in this build.
-        Ok(Reply::Images(Vec::new()))
-    }
-
     async fn system_info(&self) -> Result<Reply, ApiError> {
         Ok(Reply::Info(SystemInfo {
             root: self.root.path().display().to_string(),
             containers: 0,
             containers_running: 0,
-            images: 0,
+            images: self.images.list(&|_| 0).map(|l| l.len()).unwrap_or(0),
             cgroup_version: cgroup_version().into(),
             policy: self.policy.origin().to_owned(),
         }))
@@ -250,7 +278,11 @@ fn facts_of(cmd: &Command) -> Facts {
             image: Some(reference.0.clone()),
             ..Facts::default()
         },
-        Command::ImageTag { target, .. } => Facts {
+        Command::ImageImport {
+            reference: Some(target),
+            ..
+        }
+        | Command::ImageTag { target, .. } => Facts {
             image: Some(target.0.clone()),
             ..Facts::default()
         },

@@ -31,6 +31,8 @@ pub enum EngineError {
     },
     #[error("invalid policy, refusing to start: {0}")]
     Policy(#[from] PolicyError),
+    #[error("cannot open the image store: {0}")]
+    Images(#[from] crate::image::ImageError),
 }
 
 /// The system-wide policy file, used when no `--policy` is given and it exists.
@@ -50,8 +52,9 @@ impl Engine {
         let root = StateRoot::open(&path).map_err(|source| EngineError::Root { path, source })?;
         let policy = load_policy(opts.policy.as_deref())?;
         let bus = EventBus::new(root.events_path());
+        let images = crate::image::ImageStore::open(root.path())?;
         Ok(Self {
-            dispatcher: Arc::new(Dispatcher::new(root, policy, bus)),
+            dispatcher: Arc::new(Dispatcher::new(root, policy, bus, images)),
         })
     }
 

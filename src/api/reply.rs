@@ -57,6 +57,8 @@ pub enum Reply {
     Containers(Vec<ContainerSummary>),
     Images(Vec<ImageSummary>),
     ImageId(Digest),
+    /// Images loaded from an archive: id and the names they got.
+    Loaded(Vec<(Digest, Vec<String>)>),
     /// A container's exit code (wait).
     ExitCode(i32),
     /// Inspect, history, top: structured data shown as-is.

@@ -28,7 +28,9 @@ fn console_starts_quits_on_q_and_restores_the_terminal() {
     tmux.send(&["?"]);
     tmux.wait_text("show or hide this help", T);
     tmux.send(&["Escape"]);
-    tmux.wait_for("help to close", T, |s| !s.contains("show or hide this help"));
+    tmux.wait_for("help to close", T, |s| {
+        !s.contains("show or hide this help")
+    });
     tmux.send(&["q"]);
     // Back on the shell's screen: the alternate screen is gone and berth exited cleanly.
     let screen = tmux.wait_text("BERTH-EXITED-0", T);

@@ -2,12 +2,15 @@
 //! (`BERTH_TEST_REGISTRY`, default 127.0.0.1:5055), with fixtures built offline from
 //! busybox-static and pushed with skopeo.
 
+#[path = "../support/images.rs"]
+mod images;
 #[path = "../support/registry.rs"]
 mod registry;
 #[path = "../support/mod.rs"]
 mod support;
 
 mod archive;
+mod cli;
 mod escapes;
 mod fixtures;
 mod lying_registry;

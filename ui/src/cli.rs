@@ -50,6 +50,45 @@ enum Sub {
         #[arg(long)]
         platform: Option<String>,
     },
+    /// Push an image to a registry
+    Push { image: String },
+    /// Create a tag TARGET that refers to SOURCE
+    Tag { source: String, target: String },
+    /// Show the history of an image
+    History { image: String },
+    /// Save images to a tar archive (docker save format, also an OCI archive)
+    Save {
+        /// Write to a file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Load images from a tar archive (docker save or OCI archive)
+    Load {
+        /// Read from a file instead of standard input
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+    },
+    /// Make an image from a rootfs tarball
+    Import {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+    /// Log in to a registry (credentials go to ~/.docker/config.json)
+    Login {
+        #[arg(short, long)]
+        username: String,
+        /// Read the password from standard input
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(short, long)]
+        password: Option<String>,
+        registry: String,
+    },
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageSub),
     /// Create and run a new container from an image
     Run(RunArgs),
     /// Stop one or more running containers
@@ -113,6 +152,26 @@ enum Sub {
     Info,
     /// Stream the engine's events (of every berth process on this root) as JSON lines
     Events,
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageSub {
+    /// Display detailed information on one or more images
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove unused images
+    Prune {
+        /// Remove all images no container uses, not just dangling ones
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List images
+    Ls,
 }
 
 #[derive(Args, Debug)]
@@ -264,6 +323,8 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             }
         }
         Sub::Pull { image, platform } => {
+            drop(out);
+            let printer = transfer_printer(engine, &image);
             let reply = submit(
                 engine,
                 Command::ImagePull {
@@ -271,9 +332,222 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                     platform,
                 },
             )
+            .await;
+            printer.abort();
+            if let Reply::ImageId(id) = reply? {
+                println!("Image ID: {id}\nStatus: pulled {image}");
+            }
+        }
+        Sub::Push { image } => {
+            drop(out);
+            let printer = transfer_printer(engine, &image);
+            let reply = submit(
+                engine,
+                Command::ImagePush {
+                    reference: ImageRef(image.clone()),
+                },
+            )
+            .await;
+            printer.abort();
+            if let Reply::ImageId(d) = reply? {
+                println!("{image}: digest: {d}");
+            }
+        }
+        Sub::Tag { source, target } => {
+            submit(
+                engine,
+                Command::ImageTag {
+                    source: ImageRef(source),
+                    target: ImageRef(target),
+                },
+            )
             .await?;
-            if let Reply::ImageId(id) = reply {
-                let _ = writeln!(out, "{image}: pulled {id}");
+        }
+        Sub::History { image } => {
+            let Reply::Json(serde_json::Value::Array(rows)) = submit(
+                engine,
+                Command::ImageHistory {
+                    reference: ImageRef(image),
+                },
+            )
+            .await?
+            else {
+                return Err(unexpected());
+            };
+            let _ = writeln!(
+                out,
+                "{:<14} {:<60} {:>9}  COMMENT",
+                "CREATED", "CREATED BY", "SIZE"
+            );
+            let now = now();
+            for r in rows {
+                let created = r["Created"]
+                    .as_i64()
+                    .filter(|c| *c > 0)
+                    .map(|c| format!("{} ago", crate::console::view::human_duration(now - c)))
+                    .unwrap_or_else(|| "<missing>".into());
+                let by = truncate(r["CreatedBy"].as_str().unwrap_or_default(), 60);
+                let size = crate::console::view::human_size(r["Size"].as_u64().unwrap_or(0));
+                let _ = writeln!(
+                    out,
+                    "{created:<14} {by:<60} {size:>9}  {}",
+                    r["Comment"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        Sub::Save { output, images } => {
+            let references = images.into_iter().map(ImageRef).collect();
+            match output {
+                Some(path) => {
+                    submit(engine, Command::ImageSave { references, path }).await?;
+                }
+                None => {
+                    // The engine writes files; stream a private temp file to stdout.
+                    let tmp = tempfile_in(engine)?;
+                    submit(
+                        engine,
+                        Command::ImageSave {
+                            references,
+                            path: tmp.clone(),
+                        },
+                    )
+                    .await?;
+                    let r =
+                        std::fs::File::open(&tmp).and_then(|mut f| std::io::copy(&mut f, &mut out));
+                    let _ = std::fs::remove_file(&tmp);
+                    r.map_err(|e| ApiError::engine("writing the archive to standard output", e))?;
+                }
+            }
+        }
+        Sub::Load { input } => {
+            let (path, tmp) = match input {
+                Some(p) => (p, None),
+                None => {
+                    let tmp = tempfile_in(engine)?;
+                    let r = std::fs::File::create(&tmp)
+                        .and_then(|mut f| std::io::copy(&mut std::io::stdin().lock(), &mut f));
+                    if let Err(e) = r {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(ApiError::engine(
+                            "reading the archive from standard input",
+                            e,
+                        ));
+                    }
+                    (tmp.clone(), Some(tmp))
+                }
+            };
+            let reply = submit(engine, Command::ImageLoad { path }).await;
+            if let Some(t) = tmp {
+                let _ = std::fs::remove_file(t);
+            }
+            if let Reply::Loaded(images) = reply? {
+                for (id, names) in images {
+                    if names.is_empty() {
+                        let _ = writeln!(out, "Loaded image ID: {id}");
+                    }
+                    for n in names {
+                        let _ = writeln!(out, "Loaded image: {n}");
+                    }
+                }
+            }
+        }
+        Sub::Import { file, reference } => {
+            if let Reply::ImageId(id) = submit(
+                engine,
+                Command::ImageImport {
+                    path: file,
+                    reference: reference.map(ImageRef),
+                },
+            )
+            .await?
+            {
+                let _ = writeln!(out, "{id}");
+            }
+        }
+        Sub::Login {
+            username,
+            password_stdin,
+            password,
+            registry,
+        } => {
+            let password = match (password, password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut p = String::new();
+                    std::io::stdin()
+                        .read_line(&mut p)
+                        .map_err(|e| ApiError::engine("reading the password", e))?;
+                    p.trim_end_matches(['\n', '\r']).to_owned()
+                }
+                _ => {
+                    return Err(ApiError::InvalidArgument(
+                        "give exactly one of --password and --password-stdin".into(),
+                    ));
+                }
+            };
+            submit(
+                engine,
+                Command::RegistryLogin {
+                    registry,
+                    username,
+                    password,
+                },
+            )
+            .await?;
+            let _ = writeln!(out, "Login Succeeded");
+        }
+        Sub::Image(ImageSub::Ls) => {
+            return Box::pin(one_shot(engine, Sub::Images { quiet: false })).await;
+        }
+        Sub::Image(ImageSub::Inspect { images }) => {
+            let mut all = Vec::new();
+            for i in images {
+                if let Reply::Json(v) = submit(
+                    engine,
+                    Command::ImageInspect {
+                        reference: ImageRef(i),
+                    },
+                )
+                .await?
+                {
+                    all.push(v);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&all).unwrap_or_default()
+            );
+        }
+        Sub::Image(ImageSub::Prune { all, force }) => {
+            if !force {
+                use std::io::IsTerminal;
+                if !std::io::stdin().is_terminal() {
+                    return Err(ApiError::InvalidArgument(
+                        "not a terminal: use --force to prune without asking".into(),
+                    ));
+                }
+                eprint!(
+                    "This removes {} images not used by any container. Continue? [y/N] ",
+                    if all { "all" } else { "dangling" }
+                );
+                let mut a = String::new();
+                let _ = std::io::stdin().read_line(&mut a);
+                if !matches!(a.trim(), "y" | "Y" | "yes") {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            if let Reply::Pruned { removed, freed } =
+                submit(engine, Command::ImagePrune { all }).await?
+            {
+                for r in &removed {
+                    let _ = writeln!(out, "deleted: {r}");
+                }
+                let _ = writeln!(
+                    out,
+                    "Total reclaimed space: {}",
+                    crate::console::view::human_size(freed)
+                );
             }
         }
         Sub::Run(args) => {
@@ -341,15 +615,22 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
         }
         Sub::Rmi { force, images } => {
             for i in images {
-                submit(
+                if let Reply::ImagesDeleted(list) = submit(
                     engine,
                     Command::ImageRemove {
                         reference: ImageRef(i.clone()),
                         force,
                     },
                 )
-                .await?;
-                let _ = writeln!(out, "Untagged: {i}");
+                .await?
+                {
+                    for d in list {
+                        let _ = match d {
+                            berth::api::ImageDeleted::Untagged(t) => writeln!(out, "Untagged: {t}"),
+                            berth::api::ImageDeleted::Deleted(id) => writeln!(out, "Deleted: {id}"),
+                        };
+                    }
+                }
             }
         }
         Sub::Logs {
@@ -489,6 +770,46 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Print a line each time a layer of `reference`'s transfer changes phase, as docker does.
+fn transfer_printer(engine: &Engine, reference: &str) -> tokio::task::JoinHandle<()> {
+    let rx = engine.subscribe();
+    let reference = reference.to_owned();
+    tokio::spawn(async move {
+        let Ok(mut rx) = rx else { return };
+        let mut last: std::collections::HashMap<String, berth::api::TransferPhase> =
+            Default::default();
+        while let Ok(rec) = rx.recv().await {
+            if let Event::Transfer {
+                reference: r,
+                layer,
+                phase,
+                ..
+            } = rec.event
+                && r.0 == reference
+                && last.insert(layer.0.clone(), phase) != Some(phase)
+            {
+                let text = match phase {
+                    berth::api::TransferPhase::Waiting => "Waiting",
+                    berth::api::TransferPhase::Downloading => "Downloading",
+                    berth::api::TransferPhase::Verifying => "Verifying Checksum",
+                    berth::api::TransferPhase::Extracting => "Extracting",
+                    berth::api::TransferPhase::Complete => "Pull complete",
+                    berth::api::TransferPhase::AlreadyExists => "Already exists",
+                    berth::api::TransferPhase::Pushing => "Pushing",
+                };
+                println!("{}: {text}", layer.short());
+            }
+        }
+    })
+}
+
+/// A fresh path in the state root for an archive on its way in or out.
+fn tempfile_in(engine: &Engine) -> Result<PathBuf, ApiError> {
+    let dir = engine.root().path().join("tmp");
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::engine("creating a temp dir", e))?;
+    Ok(dir.join(format!("archive-{}-{:x}.tar", std::process::id(), now())))
 }
 
 fn unexpected() -> ApiError {
