@@ -38,7 +38,8 @@ impl Args {
         a
     }
     fn value(&mut self, flag: &str) -> Result<String> {
-        self.next().ok_or_else(|| RuntimeError::BadRequest(format!("{flag} needs a value")))
+        self.next()
+            .ok_or_else(|| RuntimeError::BadRequest(format!("{flag} needs a value")))
     }
 }
 
@@ -46,7 +47,9 @@ impl Args {
 fn normalise(args: &[OsString]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for a in args {
-        let s = a.to_str().ok_or_else(|| RuntimeError::BadRequest(format!("argument {a:?} is not UTF-8")))?;
+        let s = a
+            .to_str()
+            .ok_or_else(|| RuntimeError::BadRequest(format!("argument {a:?} is not UTF-8")))?;
         if s.starts_with("--") && s.contains('=') {
             let (k, v) = s.split_once('=').expect("contains =");
             out.push(k.to_string());
@@ -70,7 +73,10 @@ pub fn main(args: &[OsString]) -> i32 {
 }
 
 fn dispatch(args: &[OsString]) -> Result<i32> {
-    let mut a = Args { v: normalise(args)?, i: 0 };
+    let mut a = Args {
+        v: normalise(args)?,
+        i: 0,
+    };
     let mut root = PathBuf::from(DEFAULT_ROOT);
     let cmd = loop {
         match a.next().as_deref() {
@@ -123,17 +129,29 @@ fn dispatch(args: &[OsString]) -> Result<i32> {
             }
             "--" => {}
             s if s.starts_with('-') && s.len() > 1 && !(cmd == "kill" && pos.len() == 1) => {
-                return Err(RuntimeError::BadRequest(format!("unknown option {s}\n{USAGE}")));
+                return Err(RuntimeError::BadRequest(format!(
+                    "unknown option {s}\n{USAGE}"
+                )));
             }
             _ => pos.push(x),
         }
     }
-    let id = || -> Result<ContainerId> {
-        ContainerId::new(pos.first().cloned().ok_or_else(|| RuntimeError::BadRequest(format!("missing container id\n{USAGE}")))?)
-    };
-    let bundle = std::path::absolute(&bundle).map_err(|e| RuntimeError::io("resolve", &bundle, e))?;
+    let id =
+        || -> Result<ContainerId> {
+            ContainerId::new(pos.first().cloned().ok_or_else(|| {
+                RuntimeError::BadRequest(format!("missing container id\n{USAGE}"))
+            })?)
+        };
+    let bundle =
+        std::path::absolute(&bundle).map_err(|e| RuntimeError::io("resolve", &bundle, e))?;
     match cmd.as_str() {
-        "run" if !detach => foreground::run(&root, &bundle, &id()?, pid_file.as_deref(), console_socket.as_deref()),
+        "run" if !detach => foreground::run(
+            &root,
+            &bundle,
+            &id()?,
+            pid_file.as_deref(),
+            console_socket.as_deref(),
+        ),
         "run" | "create" => {
             let rt = Runtime::open(&root)?;
             let id = id()?;
@@ -153,14 +171,21 @@ fn dispatch(args: &[OsString]) -> Result<i32> {
         "state" => {
             let rt = Runtime::open(&root)?;
             let st = rt.oci_state(&id()?)?;
-            println!("{}", serde_json::to_string_pretty(&st).expect("serialisable"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&st).expect("serialisable")
+            );
             Ok(0)
         }
         "kill" => {
             let sig = signals::parse(pos.get(1).map(String::as_str).unwrap_or("SIGTERM"))?;
             let rt = Runtime::open(&root)?;
             let id = id()?;
-            if all { rt.kill_all(&id, sig)? } else { rt.kill(&id, sig)? }
+            if all {
+                rt.kill_all(&id, sig)?
+            } else {
+                rt.kill(&id, sig)?
+            }
             Ok(0)
         }
         "delete" => {
@@ -169,9 +194,15 @@ fn dispatch(args: &[OsString]) -> Result<i32> {
         }
         "list" => {
             let rt = Runtime::open(&root)?;
-            println!("{:<24} {:<8} {:<10} {}", "ID", "PID", "STATUS", "BUNDLE");
+            println!("{:<24} {:<8} {:<10} BUNDLE", "ID", "PID", "STATUS");
             for st in rt.list()? {
-                println!("{:<24} {:<8} {:<10} {}", st.id, st.pid, st.status, st.bundle.display());
+                println!(
+                    "{:<24} {:<8} {:<10} {}",
+                    st.id,
+                    st.pid,
+                    st.status,
+                    st.bundle.display()
+                );
             }
             Ok(0)
         }
@@ -196,16 +227,24 @@ fn dispatch(args: &[OsString]) -> Result<i32> {
             let mut req = match &process_file {
                 Some(p) => {
                     let data = std::fs::read(p).map_err(|e| RuntimeError::io("read", p, e))?;
-                    let proc: super::spec::Process = serde_json::from_slice(&data)
-                        .map_err(|e| RuntimeError::InvalidSpec { path: p.clone(), reason: e.to_string() })?;
+                    let proc: super::spec::Process =
+                        serde_json::from_slice(&data).map_err(|e| RuntimeError::InvalidSpec {
+                            path: p.clone(),
+                            reason: e.to_string(),
+                        })?;
                     ExecRequest::from_process(proc)
                 }
                 None => {
                     let args: Vec<String> = pos[1..].to_vec();
                     if args.is_empty() {
-                        return Err(RuntimeError::BadRequest("exec needs a command or --process".into()));
+                        return Err(RuntimeError::BadRequest(
+                            "exec needs a command or --process".into(),
+                        ));
                     }
-                    ExecRequest { args, ..Default::default() }
+                    ExecRequest {
+                        args,
+                        ..Default::default()
+                    }
                 }
             };
             req.tty |= tty;
@@ -215,8 +254,14 @@ fn dispatch(args: &[OsString]) -> Result<i32> {
             }
             if let Some(u) = user {
                 let (uid, gid) = u.split_once(':').unwrap_or((&u, "0"));
-                req.uid = Some(uid.parse().map_err(|_| RuntimeError::BadRequest(format!("bad uid {uid}")))?);
-                req.gid = Some(gid.parse().map_err(|_| RuntimeError::BadRequest(format!("bad gid {gid}")))?);
+                req.uid = Some(
+                    uid.parse()
+                        .map_err(|_| RuntimeError::BadRequest(format!("bad uid {uid}")))?,
+                );
+                req.gid = Some(
+                    gid.parse()
+                        .map_err(|_| RuntimeError::BadRequest(format!("bad gid {gid}")))?,
+                );
             }
             let mode = match (&console_socket, req.tty) {
                 (Some(s), true) => StdioMode::ConsoleSocket(s.clone()),
@@ -232,7 +277,9 @@ fn dispatch(args: &[OsString]) -> Result<i32> {
             }
             ex.wait()
         }
-        other => Err(RuntimeError::BadRequest(format!("unknown command {other:?}\n{USAGE}"))),
+        other => Err(RuntimeError::BadRequest(format!(
+            "unknown command {other:?}\n{USAGE}"
+        ))),
     }
 }
 

@@ -113,7 +113,7 @@ fn run_in_dir(
         send_console(sock, m)?;
         master = None;
     }
-    let code = supervise(pid, &sigs, master)?;
+    let code = supervise_pub(pid, &sigs, master)?;
     let _ = l.cgroup.destroy();
     Ok(code)
 }
@@ -137,7 +137,7 @@ pub fn send_console(sock: &Path, master: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-fn supervise(pid: i32, sigs: &SigSet, master: Option<OwnedFd>) -> Result<i32> {
+pub(crate) fn supervise_pub(pid: i32, sigs: &SigSet, master: Option<OwnedFd>) -> Result<i32> {
     let sfd =
         SignalFd::new(sigs).map_err(|e| RuntimeError::sys("signalfd", std::io::Error::from(e)))?;
     let stdin = std::io::stdin();

@@ -50,7 +50,7 @@ pub fn run(cfg: &InitConfig, mut sock: UnixStream) -> ! {
     }
 }
 
-enum Never {}
+pub(crate) enum Never {}
 
 fn io_err(op: &str) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
     move |e| RuntimeError::sys(op, e)
@@ -134,6 +134,24 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
     drop(root);
     rootfs::finalize(spec)?;
 
+    exec_process(
+        process,
+        cfg.caps.as_ref(),
+        cfg.seccomp.as_deref(),
+        userns,
+        cfg.wait_for_start.then_some(sock),
+    )
+}
+
+/// The common end of init and exec: limits, cwd (verified), identity, capabilities, seccomp,
+/// fds, then (after the parent's `S` when `sync` is given) exec.
+pub(crate) fn exec_process(
+    process: &super::spec::Process,
+    caps: Option<&CapSets>,
+    seccomp: Option<&[Vec<libc::sock_filter>]>,
+    userns: bool,
+    sync: Option<&mut UnixStream>,
+) -> Result<Never> {
     if let Some(adj) = process.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(|e| RuntimeError::io("write", "/proc/self/oom_score_adj", e))?;
@@ -164,12 +182,12 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
     let envp: Vec<CString> = process.env.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
 
     // Capabilities and identity.
-    if let Some(c) = &cfg.caps {
+    if let Some(c) = &caps {
         c.apply_bounding()
             .map_err(io_err("drop bounding capabilities"))?;
     }
     let nnp = process.no_new_privileges;
-    if let (Some(prog), false) = (&cfg.seccomp, nnp) {
+    if let (Some(prog), false) = (&seccomp, nnp) {
         // Without no_new_privs we need CAP_SYS_ADMIN to install the filter: do it now.
         super::seccomp::install(prog).map_err(io_err("install seccomp filter"))?;
     }
@@ -191,7 +209,7 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
     nix::unistd::setresuid(uid, uid, uid)
         .map_err(|e| RuntimeError::sys(format!("setresuid {}", u.uid), std::io::Error::from(e)))?;
     sys::set_keep_caps(false).map_err(io_err("PR_SET_KEEPCAPS"))?;
-    if let Some(c) = &cfg.caps {
+    if let Some(c) = &caps {
         c.apply_process_sets()
             .map_err(|e| RuntimeError::Init(format!("set capabilities: {e}")))?;
     }
@@ -200,14 +218,14 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
     ));
     if nnp {
         sys::set_no_new_privs().map_err(io_err("PR_SET_NO_NEW_PRIVS"))?;
-        if let Some(prog) = &cfg.seccomp {
+        if let Some(prog) = &seccomp {
             super::seccomp::install(prog).map_err(io_err("install seccomp filter"))?;
         }
     }
 
     // Every fd but stdio and our sync socket (close-on-exec itself) goes at exec.
     sys::cloexec_from(3).map_err(io_err("close_range"))?;
-    if cfg.wait_for_start {
+    if let Some(sock) = sync {
         sock.write_all(b"R").map_err(io_err("write sync socket"))?;
         wait_byte(sock, b'S')?;
     }

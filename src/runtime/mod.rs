@@ -7,15 +7,24 @@
 //!   side), with [`rootfs`] and [`paths`] (mounts resolved inside the rootfs), [`caps`],
 //!   [`seccomp`], [`cgroups`] (v1 and v2 behind a trait), [`seal`] (CVE-2019-5736).
 //! - [`foreground`]: `runtime run` without a monitor; [`cli`]: the runc-like command line.
+//! - the manager: [`manager::Runtime`] over a state root, [`request`] (high-level create
+//!   requests → OCI spec with Docker's defaults), [`monitor`] (per-container monitor process),
+//!   [`exec`] (exec helper), [`logs`], [`watch`] (inotify change stream).
 //! - [`sys`]: the only `unsafe` code, thin syscall wrappers.
 
 pub mod caps;
 pub mod cgroups;
+pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod foreground;
 pub mod init;
 pub mod launch;
+pub mod logs;
+pub mod manager;
+pub mod monitor;
 pub mod paths;
+pub mod request;
 pub mod rootfs;
 pub mod seal;
 pub mod seccomp;
@@ -24,9 +33,20 @@ pub mod spec;
 pub mod state;
 pub mod sys;
 pub mod tty;
+pub mod watch;
 
 pub use error::{Result, RuntimeError};
-pub use state::{ContainerId, Status};
+pub use logs::{LogEntry, LogOptions, Logs, Stream};
+pub use manager::{
+    ExecProcess, ExecRequest, ExitInfo, NetStats, ProcessInfo, Runtime, Stats, StdioMode, Top,
+};
+pub use request::{
+    BindMount, CreateRequest, NetworkMode, RestartPolicy, Rootfs, SeccompChoice, TmpfsMount,
+};
+pub use spec::OverlayRootfs;
+pub use state::{ContainerId, State, Status};
+pub use sys::WinSize;
+pub use watch::{Change, Watcher};
 
 use std::ffi::OsString;
 
@@ -58,45 +78,12 @@ pub fn entry(args: &[OsString]) -> Option<i32> {
         return Some(1);
     }
     Some(match a0 {
-        "runtime" => foreground_cli(&args[1..]),
+        "runtime" => cli::main(&args[1..]),
+        "__monitor" => monitor::main(args),
+        "__exec" => exec::main(args),
         _ => {
             eprintln!("berth: unknown helper entry {a0}");
             2
         }
     })
-}
-
-fn foreground_cli(args: &[OsString]) -> i32 {
-    let s: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut root = std::path::PathBuf::from("/run/berth-runtime");
-    let mut bundle = std::path::PathBuf::from(".");
-    let mut id = None;
-    let mut i = 0;
-    while i < s.len() {
-        match s[i].as_str() {
-            "--root" => {
-                i += 1;
-                root = s[i].clone().into();
-            }
-            "-b" | "--bundle" => {
-                i += 1;
-                bundle = s[i].clone().into();
-            }
-            "run" => {}
-            x => id = Some(x.to_string()),
-        }
-        i += 1;
-    }
-    let id = ContainerId::new(id.unwrap_or_default()).unwrap();
-    let bundle = std::path::absolute(bundle).unwrap();
-    match foreground::run(&root, &bundle, &id, None, None) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("berth runtime: {e}");
-            1
-        }
-    }
 }

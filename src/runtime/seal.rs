@@ -24,6 +24,20 @@ use super::sys;
 
 pub const SEALED_ARGV0: &str = "berth-sealed";
 
+/// Environment variable carrying the host binary's path into the sealed process (which can
+/// no longer name its own executable), for spawning monitors and exec helpers.
+pub const HOST_EXE_ENV: &str = "BERTH_HOST_EXE";
+
+/// The `berth` binary to spawn helpers from: the host path, also from a sealed process.
+pub fn host_exe() -> std::io::Result<PathBuf> {
+    if is_sealed()
+        && let Some(p) = std::env::var_os(HOST_EXE_ENV)
+    {
+        return Ok(PathBuf::from(p));
+    }
+    std::env::current_exe()
+}
+
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
@@ -65,7 +79,14 @@ fn overlay_seal(exe: &std::path::Path) -> std::io::Result<OwnedFd> {
         .replace('\\', "\\\\")
         .replace(':', "\\:")
         .replace(',', "\\,");
-    let lower = CString::new(esc).map_err(std::io::Error::other)?;
+    // Without an upper dir overlayfs wants two lower dirs; the second is an empty directory.
+    let empty = std::path::Path::new("/run/berth-seal-empty");
+    match std::fs::create_dir(empty) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let lower =
+        CString::new(format!("{esc}:{}", empty.display())).map_err(std::io::Error::other)?;
     const MOUNT_ATTR_RDONLY: u32 = 0x1;
     const MOUNT_ATTR_NODEV: u32 = 0x4;
     let mnt = sys::fsmount_detached(
@@ -106,6 +127,7 @@ fn memfd_seal() -> Result<OwnedFd> {
 
 /// Re-execute the current invocation from a sealed image. Returns only on error.
 pub fn reexec_sealed(args: &[OsString]) -> RuntimeError {
+    let host = std::fs::read_link("/proc/self/exe").unwrap_or_default();
     let fd = match sealed_exe() {
         Ok(fd) => fd,
         Err(e) => return e,
@@ -117,7 +139,8 @@ pub fn reexec_sealed(args: &[OsString]) -> RuntimeError {
             Err(_) => return RuntimeError::BadRequest("NUL byte in an argument".into()),
         }
     }
-    let envp: Vec<CString> = std::env::vars_os()
+    let mut envp: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != HOST_EXE_ENV)
         .filter_map(|(k, v)| {
             let mut b = k.as_bytes().to_vec();
             b.push(b'=');
@@ -125,6 +148,38 @@ pub fn reexec_sealed(args: &[OsString]) -> RuntimeError {
             CString::new(b).ok()
         })
         .collect();
+    let mut h = format!("{HOST_EXE_ENV}=").into_bytes();
+    h.extend_from_slice(host.as_os_str().as_bytes());
+    if let Ok(c) = CString::new(h) {
+        envp.push(c);
+    }
     let e = sys::execveat_fd(fd.as_fd(), &argv, &envp);
     RuntimeError::sys("re-exec from sealed image", e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_seal_is_read_only() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let fd = overlay_seal(&exe).expect("overlay seal");
+        let p = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+        assert_eq!(
+            nix::sys::statfs::statfs(p.as_str())
+                .unwrap()
+                .filesystem_type()
+                .0,
+            OVERLAYFS_SUPER_MAGIC
+        );
+    }
 }

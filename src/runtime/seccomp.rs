@@ -141,6 +141,25 @@ fn parse_kernel(s: &str) -> (u32, u32) {
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
+/// Evaluate `includes`/`excludes` for a context: the result is a plain OCI profile (what goes
+/// into config.json, understood by any runtime).
+pub fn resolve(profile: &SeccompProfile, ctx: &Context) -> SeccompProfile {
+    let mut p = profile.clone();
+    p.syscalls = profile
+        .syscalls
+        .iter()
+        .filter(|r| filter_applies(r, ctx))
+        .map(|r| {
+            let mut r = r.clone();
+            r.names.extend(r.name.take());
+            r.includes = None;
+            r.excludes = None;
+            r
+        })
+        .collect();
+    p
+}
+
 /// A compiled profile: filters in install order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Compiled {

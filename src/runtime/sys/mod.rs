@@ -520,3 +520,10 @@ pub fn owned_raw(fd: RawFd) -> OwnedFd {
     // SAFETY: per the contract above, `fd` is a fresh descriptor with no other owner.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// Borrow a raw fd for a short, local use (poll sets). The caller keeps the owner alive for
+/// as long as the borrow is used.
+pub fn borrow_raw(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: per the contract above, the fd is open for the duration of the borrow's use.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
