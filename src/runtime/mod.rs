@@ -1,3 +1,89 @@
 //! The embedded OCI container runtime.
+//!
+//! Module map:
+//! - [`entry`]: the hidden and `runtime …` entry points the `berth` binary dispatches first.
+//! - [`spec`]: the OCI runtime spec model; [`state`]: on-disk container state.
+//! - container creation: [`launch`] (parent side: cgroup, clone, sync) and [`init`] (child
+//!   side), with [`rootfs`] and [`paths`] (mounts resolved inside the rootfs), [`caps`],
+//!   [`seccomp`], [`cgroups`] (v1 and v2 behind a trait), [`seal`] (CVE-2019-5736).
+//! - [`foreground`]: `runtime run` without a monitor; [`cli`]: the runc-like command line.
+//! - the manager: [`manager::Runtime`] over a state root, [`request`] (high-level create
+//!   requests → OCI spec with Docker's defaults), [`monitor`] (per-container monitor process),
+//!   [`exec`] (exec helper), [`logs`], [`watch`] (inotify change stream).
+//! - [`sys`]: the only `unsafe` code, thin syscall wrappers.
 
+pub mod caps;
+pub mod cgroups;
+pub mod cli;
+pub mod error;
+pub mod exec;
+pub mod foreground;
+pub mod init;
+pub mod launch;
+pub mod logs;
+pub mod manager;
+pub mod monitor;
+pub mod paths;
+pub mod request;
+pub mod rootfs;
+pub mod seal;
+pub mod seccomp;
+pub mod signals;
+pub mod spec;
+pub mod state;
 pub mod sys;
+pub mod tty;
+pub mod watch;
+
+pub use error::{Result, RuntimeError};
+pub use logs::{LogEntry, LogOptions, Logs, Stream};
+pub use manager::{
+    ExecProcess, ExecRequest, ExitInfo, NetStats, ProcessInfo, Runtime, Stats, StdioMode, Top,
+};
+pub use request::{
+    BindMount, CreateRequest, NetworkMode, RestartPolicy, Rootfs, SeccompChoice, TmpfsMount,
+};
+pub use spec::OverlayRootfs;
+pub use state::{ContainerId, State, Status};
+pub use sys::WinSize;
+pub use watch::{Change, Watcher};
+
+use std::ffi::OsString;
+
+/// Invocations that create or join containers and so must run from a sealed image.
+fn needs_seal(args: &[OsString]) -> bool {
+    let a0 = args.first().and_then(|a| a.to_str()).unwrap_or("");
+    if a0.starts_with("__") {
+        return true;
+    }
+    if a0 != "runtime" {
+        return false;
+    }
+    args.iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .any(|a| matches!(a, "run" | "create" | "exec"))
+}
+
+/// The `berth` binary calls this first with `argv[1..]`. Returns `Some(exit code)` when the
+/// invocation was the runtime's (`runtime …` or a hidden helper entry), `None` otherwise.
+pub fn entry(args: &[OsString]) -> Option<i32> {
+    let a0 = args.first()?.to_str()?;
+    if a0 != "runtime" && !a0.starts_with("__") {
+        return None;
+    }
+    if needs_seal(args) && !seal::is_sealed() {
+        let e = seal::reexec_sealed(args);
+        eprintln!("berth: {e}");
+        return Some(1);
+    }
+    Some(match a0 {
+        "runtime" => cli::main(&args[1..]),
+        "__monitor" => monitor::main(args),
+        "__exec" => exec::main(args),
+        _ => {
+            eprintln!("berth: unknown helper entry {a0}");
+            2
+        }
+    })
+}

@@ -1,0 +1,677 @@
+//! High-level container requests (what the API layer fills in) and their translation into an
+//! OCI spec with Docker's defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::caps;
+use super::error::{Result, RuntimeError};
+use super::seccomp::{self, SeccompProfile};
+use super::spec::{
+    Cpu, Linux, Memory, Mount, Namespace, OVERLAY_ANNOTATION, OverlayRootfs, Pids, Process,
+    Resources, Rlimit, Root, Spec, User,
+};
+use super::state::ContainerId;
+
+/// The container's root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rootfs {
+    /// A prepared directory.
+    Dir(PathBuf),
+    /// Layers mounted as overlayfs inside the container's mount namespace.
+    Overlay(OverlayRootfs),
+}
+
+/// Which seccomp profile applies.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub enum SeccompChoice {
+    /// Berth's built-in Docker-equivalent default.
+    #[default]
+    Default,
+    /// No filter.
+    Unconfined,
+    /// A Docker-format JSON profile file.
+    File(PathBuf),
+    /// A profile given as data (the security module's).
+    Profile(SeccompProfile),
+}
+
+/// Network namespace of the container.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// A new network namespace with only loopback (up).
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+    /// Join a network namespace prepared by someone else (the hook for bridge networking:
+    /// the API layer creates and wires a netns, e.g. bind-mounted under /run/netns, and passes
+    /// its path).
+    Join(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    #[serde(default)]
+    pub readonly: bool,
+    /// `rprivate` (default), `rslave`, `rshared`…
+    #[serde(default)]
+    pub propagation: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsMount {
+    pub destination: PathBuf,
+    /// e.g. `["size=64m", "mode=1777"]`.
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// Docker's restart policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    OnFailure {
+        #[serde(default)]
+        max_retries: Option<u32>,
+    },
+    Always,
+    UnlessStopped,
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = RuntimeError;
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, n) = s
+            .split_once(':')
+            .map(|(a, b)| (a, Some(b)))
+            .unwrap_or((s, None));
+        let bad = || RuntimeError::BadRequest(format!("invalid restart policy {s:?}"));
+        Ok(match (name, n) {
+            ("no" | "", None) => RestartPolicy::No,
+            ("always", None) => RestartPolicy::Always,
+            ("unless-stopped", None) => RestartPolicy::UnlessStopped,
+            ("on-failure", None) => RestartPolicy::OnFailure { max_retries: None },
+            ("on-failure", Some(n)) => RestartPolicy::OnFailure {
+                max_retries: Some(n.parse().map_err(|_| bad())?),
+            },
+            _ => return Err(bad()),
+        })
+    }
+}
+
+impl RestartPolicy {
+    /// Whether to restart after an exit with `code`, having restarted `count` times already.
+    /// A manual stop never restarts.
+    pub fn should_restart(&self, code: i32, count: u32, stopped_by_user: bool) -> bool {
+        if stopped_by_user {
+            return false;
+        }
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure { max_retries } => {
+                code != 0 && max_retries.is_none_or(|m| count < m)
+            }
+        }
+    }
+}
+
+/// How the monitor runs the container (kept in `options.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MonitorOptions {
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Signal number for stop (default SIGTERM).
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
+    /// Seconds before SIGKILL (default 10).
+    #[serde(default)]
+    pub stop_timeout: Option<u32>,
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Send the pty master to this runc-style console socket instead of keeping it.
+    #[serde(default)]
+    pub console_socket: Option<PathBuf>,
+}
+
+/// Everything needed to create a container.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CreateRequest {
+    pub id: Option<ContainerId>,
+    pub rootfs: Option<Rootfs>,
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub open_stdin: bool,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Bytes.
+    #[serde(default)]
+    pub memory: Option<i64>,
+    /// Memory + swap, bytes (-1 = unlimited swap).
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
+    /// CPUs (e.g. 0.5), as a CFS quota over a 100 ms period.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+    #[serde(default)]
+    pub cpuset_cpus: Option<String>,
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    #[serde(default)]
+    pub seccomp: SeccompChoice,
+    #[serde(default)]
+    pub binds: Vec<BindMount>,
+    #[serde(default)]
+    pub tmpfs: Vec<TmpfsMount>,
+    #[serde(default)]
+    pub network: NetworkMode,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    #[serde(default)]
+    pub stop_timeout: Option<u32>,
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Opaque to the runtime: stored at create, returned by list/inspect.
+    #[serde(default)]
+    pub record: serde_json::Value,
+}
+
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's masked paths (moby `daemon/pkg/oci/defaults.go`).
+pub fn docker_masked_paths() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/interrupts",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/sys/devices/virtual/powercap",
+        "/sys/firmware",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Ok(rd) = std::fs::read_dir("/sys/devices/system/cpu") {
+        let mut cpus: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.strip_prefix("cpu")
+                    .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .filter(|n| {
+                std::path::Path::new(&format!("/sys/devices/system/cpu/{n}/thermal_throttle"))
+                    .exists()
+            })
+            .map(|n| format!("/sys/devices/system/cpu/{n}/thermal_throttle"))
+            .collect();
+        cpus.sort();
+        v.extend(cpus);
+    }
+    v
+}
+
+/// Docker's read-only paths.
+pub fn docker_readonly_paths() -> Vec<String> {
+    [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn m(dest: &str, kind: &str, src: &str, opts: &[&str]) -> Mount {
+    Mount {
+        destination: dest.into(),
+        kind: Some(kind.into()),
+        source: Some(src.into()),
+        options: opts.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Docker's default mounts.
+pub fn docker_mounts() -> Vec<Mount> {
+    vec![
+        m("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        m(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        m(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        m(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        m(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
+        m(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        m(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+    ]
+}
+
+impl CreateRequest {
+    pub fn id(&self) -> Result<&ContainerId> {
+        self.id
+            .as_ref()
+            .ok_or_else(|| RuntimeError::BadRequest("no container id".into()))
+    }
+
+    /// The options the monitor needs.
+    pub fn monitor_options(&self) -> Result<MonitorOptions> {
+        Ok(MonitorOptions {
+            restart: self.restart,
+            stop_signal: self
+                .stop_signal
+                .as_deref()
+                .map(super::signals::parse)
+                .transpose()?,
+            stop_timeout: self.stop_timeout,
+            auto_remove: self.auto_remove,
+            open_stdin: self.open_stdin,
+            console_socket: None,
+        })
+    }
+
+    /// The OCI spec for this request, with Docker's defaults.
+    pub fn to_spec(&self, rootfs_mountpoint: &std::path::Path) -> Result<Spec> {
+        let id = self.id()?;
+        if self.args.is_empty() {
+            return Err(RuntimeError::BadRequest(format!(
+                "container {id}: no command"
+            )));
+        }
+        if self.auto_remove && self.restart != RestartPolicy::No {
+            return Err(RuntimeError::BadRequest(
+                "auto-remove conflicts with a restart policy".into(),
+            ));
+        }
+        let capsets = caps::docker_sets(self.privileged, &self.cap_add, &self.cap_drop)?;
+        let mut env = self.env.clone();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, DEFAULT_PATH.into());
+        }
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            env.push(format!(
+                "HOSTNAME={}",
+                self.hostname.clone().unwrap_or_else(|| short(id))
+            ));
+        }
+        if self.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        let process = Process {
+            terminal: self.tty,
+            console_size: None,
+            user: User {
+                uid: self.uid,
+                gid: self.gid,
+                umask: None,
+                additional_gids: self.additional_gids.clone(),
+            },
+            args: self.args.clone(),
+            env,
+            cwd: self
+                .cwd
+                .clone()
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "/".into()),
+            capabilities: Some(capsets.clone()),
+            // Docker's default nofile, clamped to what we may set (no CAP_SYS_RESOURCE here).
+            rlimits: nofile_rlimit(),
+            no_new_privileges: self.no_new_privileges,
+            oom_score_adj: None,
+        };
+        let mut mounts = docker_mounts();
+        for t in &self.tmpfs {
+            let mut opts = vec![
+                "nosuid".to_string(),
+                "nodev".to_string(),
+                "noexec".to_string(),
+            ];
+            opts.extend(t.options.iter().cloned());
+            mounts.push(Mount {
+                destination: t.destination.clone(),
+                kind: Some("tmpfs".into()),
+                source: Some("tmpfs".into()),
+                options: opts,
+            });
+        }
+        for b in &self.binds {
+            if !b.destination.is_absolute() {
+                return Err(RuntimeError::BadRequest(format!(
+                    "bind destination {:?} is not absolute",
+                    b.destination
+                )));
+            }
+            if !b.source.is_absolute() {
+                return Err(RuntimeError::BadRequest(format!(
+                    "bind source {:?} is not absolute",
+                    b.source
+                )));
+            }
+            let mut opts = vec![
+                "rbind".to_string(),
+                b.propagation.clone().unwrap_or_else(|| "rprivate".into()),
+            ];
+            if b.readonly {
+                opts.push("ro".into());
+            }
+            mounts.push(Mount {
+                destination: b.destination.clone(),
+                kind: Some("bind".into()),
+                source: Some(b.source.clone()),
+                options: opts,
+            });
+        }
+        let mut namespaces: Vec<Namespace> = ["pid", "ipc", "uts", "mount"]
+            .iter()
+            .map(|k| Namespace {
+                kind: k.to_string(),
+                path: None,
+            })
+            .collect();
+        match &self.network {
+            NetworkMode::None => namespaces.push(Namespace {
+                kind: "network".into(),
+                path: None,
+            }),
+            NetworkMode::Host => {}
+            NetworkMode::Join(p) => namespaces.push(Namespace {
+                kind: "network".into(),
+                path: Some(p.clone()),
+            }),
+        }
+        let mut resources = Resources::default();
+        if self.memory.is_some() || self.memory_swap.is_some() {
+            let swap = match (self.memory, self.memory_swap) {
+                // Docker: no --memory-swap means swap = memory (memory+swap = 2×memory).
+                (Some(mem), None) => Some(mem * 2),
+                (_, s) => s,
+            };
+            resources.memory = Some(Memory {
+                limit: self.memory,
+                swap,
+                ..Default::default()
+            });
+        }
+        if self.cpus.is_some() || self.cpu_shares.is_some() || self.cpuset_cpus.is_some() {
+            let period = 100_000u64;
+            resources.cpu = Some(Cpu {
+                shares: self.cpu_shares,
+                quota: self.cpus.map(|c| (c * period as f64).round() as i64),
+                period: self.cpus.map(|_| period),
+                cpus: self.cpuset_cpus.clone(),
+                mems: None,
+            });
+        }
+        if let Some(p) = self.pids_limit {
+            resources.pids = Some(Pids { limit: p });
+        }
+        if !self.privileged {
+            resources.devices.push(super::spec::DeviceRule {
+                allow: false,
+                access: Some("rwm".into()),
+                ..Default::default()
+            });
+        }
+        let seccomp = if self.privileged {
+            None
+        } else {
+            let profile = match &self.seccomp {
+                SeccompChoice::Default => Some(seccomp::default_profile()),
+                SeccompChoice::Unconfined => None,
+                SeccompChoice::File(p) => {
+                    let s = std::fs::read_to_string(p)
+                        .map_err(|e| RuntimeError::io("read seccomp profile", p, e))?;
+                    Some(seccomp::parse_profile(&s)?)
+                }
+                SeccompChoice::Profile(p) => Some(p.clone()),
+            };
+            profile.map(|p| {
+                seccomp::resolve(&p, &seccomp::Context::current(capsets.effective.clone()))
+            })
+        };
+        let mut annotations = self.annotations.clone();
+        let root_path = match &self.rootfs {
+            Some(Rootfs::Dir(d)) => d.clone(),
+            Some(Rootfs::Overlay(o)) => {
+                annotations.insert(
+                    OVERLAY_ANNOTATION.into(),
+                    serde_json::to_string(o).expect("serialisable"),
+                );
+                rootfs_mountpoint.to_path_buf()
+            }
+            None => {
+                return Err(RuntimeError::BadRequest(format!(
+                    "container {id}: no rootfs"
+                )));
+            }
+        };
+        Ok(Spec {
+            oci_version: "1.2.0".into(),
+            process: Some(process),
+            root: Some(Root {
+                path: root_path,
+                readonly: self.read_only,
+            }),
+            hostname: Some(self.hostname.clone().unwrap_or_else(|| short(id))),
+            domainname: None,
+            mounts,
+            linux: Some(Linux {
+                namespaces,
+                resources: Some(resources),
+                cgroups_path: Some(format!("/berth/{id}")),
+                seccomp,
+                masked_paths: if self.privileged {
+                    vec![]
+                } else {
+                    docker_masked_paths()
+                },
+                readonly_paths: if self.privileged {
+                    vec![]
+                } else {
+                    docker_readonly_paths()
+                },
+                devices: vec![],
+                ..Default::default()
+            }),
+            annotations,
+        })
+    }
+}
+
+fn short(id: &ContainerId) -> String {
+    id.as_str().chars().take(12).collect()
+}
+
+fn nofile_rlimit() -> Vec<Rlimit> {
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or((1024, 1024));
+    let v = hard.min(1_048_576);
+    vec![Rlimit {
+        kind: "RLIMIT_NOFILE".into(),
+        hard: v,
+        soft: v,
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> CreateRequest {
+        CreateRequest {
+            id: Some(ContainerId::new("abc").unwrap()),
+            rootfs: Some(Rootfs::Dir("/r".into())),
+            args: vec!["sh".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn docker_defaults() {
+        let s = req().to_spec(std::path::Path::new("/unused")).unwrap();
+        let p = s.process();
+        assert_eq!(p.capabilities.as_ref().unwrap().bounding.len(), 14);
+        assert!(p.env.iter().any(|e| e.starts_with("PATH=")));
+        assert!(s.has_namespace("network") && s.has_namespace("pid"));
+        let l = s.linux();
+        assert!(l.masked_paths.contains(&"/proc/kcore".to_string()));
+        assert!(l.readonly_paths.contains(&"/proc/sys".to_string()));
+        let sc = l.seccomp.as_ref().unwrap();
+        assert!(
+            sc.syscalls
+                .iter()
+                .all(|r| r.includes.is_none() && r.excludes.is_none()),
+            "resolved to plain OCI"
+        );
+        assert_eq!(s.hostname.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn limits_and_mounts() {
+        let mut r = req();
+        r.memory = Some(64 << 20);
+        r.cpus = Some(0.5);
+        r.pids_limit = Some(10);
+        r.binds.push(BindMount {
+            source: "/src".into(),
+            destination: "/dst".into(),
+            readonly: true,
+            propagation: None,
+        });
+        r.network = NetworkMode::Host;
+        let s = r.to_spec(std::path::Path::new("/x")).unwrap();
+        let res = s.linux().resources.clone().unwrap();
+        assert_eq!(res.memory.unwrap().swap, Some(128 << 20));
+        assert_eq!(res.cpu.unwrap().quota, Some(50_000));
+        assert_eq!(res.pids.unwrap().limit, 10);
+        assert!(!s.has_namespace("network"));
+        let b = s
+            .mounts
+            .iter()
+            .find(|m| m.destination == std::path::Path::new("/dst"))
+            .unwrap();
+        assert!(b.options.contains(&"ro".to_string()));
+    }
+
+    #[test]
+    fn bad_requests() {
+        let mut r = req();
+        r.args.clear();
+        assert!(matches!(
+            r.to_spec(std::path::Path::new("/")),
+            Err(RuntimeError::BadRequest(_))
+        ));
+        let mut r = req();
+        r.binds.push(BindMount {
+            source: "rel".into(),
+            destination: "/d".into(),
+            readonly: false,
+            propagation: None,
+        });
+        assert!(r.to_spec(std::path::Path::new("/")).is_err());
+        let mut r = req();
+        r.auto_remove = true;
+        r.restart = RestartPolicy::Always;
+        assert!(r.to_spec(std::path::Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!(
+            "on-failure:3".parse::<RestartPolicy>().unwrap(),
+            RestartPolicy::OnFailure {
+                max_retries: Some(3)
+            }
+        );
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        let p = RestartPolicy::OnFailure {
+            max_retries: Some(2),
+        };
+        assert!(p.should_restart(1, 1, false));
+        assert!(!p.should_restart(1, 2, false));
+        assert!(!p.should_restart(0, 0, false));
+        assert!(RestartPolicy::Always.should_restart(0, 100, false));
+        assert!(!RestartPolicy::Always.should_restart(0, 0, true));
+        assert!(!RestartPolicy::No.should_restart(1, 0, false));
+    }
+}
