@@ -13,6 +13,7 @@ pub mod audit;
 pub mod caps;
 pub mod image_name;
 pub mod policy;
+pub mod seccomp;
 pub mod subject;
 
 pub use audit::{AuditLog, AuditRecord};
