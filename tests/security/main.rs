@@ -13,7 +13,7 @@ mod support;
 use berth::security::CapSet;
 use berth::security::seccomp::{Arch, CompiledFilter, default_program};
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::process::Command as Process;
 
 /// The probe: each line of stdin is `label nr arg0 … arg5`; it prints `label errno` (0 when
 /// the call succeeded). Pointers are passed as 0 (NULL); the calls are chosen so that NULL
@@ -86,7 +86,7 @@ fn run_probe(filter: Option<&CompiledFilter>) -> BTreeMap<String, i32> {
             f.apply().expect("installing the filter");
         }
         use std::io::Write;
-        let mut child = Command::new(python())
+        let mut child = Process::new(python())
             .args(["-c", PROBE])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -197,4 +197,165 @@ fn compiled_filter_from_bytes_behaves_like_the_original() {
     assert_eq!(r["mount"], EPERM, "{r:?}");
     assert_eq!(r["clone3"], ENOSYS, "{r:?}");
     assert_eq!(r["getpid"], 0, "{r:?}");
+}
+
+// ---- policy through the engine ----
+
+use berth::api::{ApiError, Caller, Command, ContainerConfig, Engine, EngineOptions};
+use berth::security::{AuditLog, Verdict};
+
+const POLICY: &str = r#"
+[[rule]]
+action = "container.create"
+decision = "confirm"
+privileged = true
+reason = "privileged containers need a yes"
+
+[[rule]]
+action = "container.create"
+decision = "deny"
+bind_read_only = false
+reason = "binds must be read-only"
+
+[[rule]]
+action = "image.pull"
+decision = "allow"
+registries = ["127.0.0.1:5000", "docker.io"]
+
+[[rule]]
+action = "image.pull"
+decision = "deny"
+reason = "only the local registry and Docker Hub"
+
+[[rule]]
+action = "*"
+decision = "allow"
+"#;
+
+fn engine(dir: &std::path::Path) -> Engine {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    Engine::open(EngineOptions {
+        root: Some(dir.join("root")),
+        policy: Some(policy),
+    })
+    .unwrap()
+}
+
+fn is_policy_error(e: &ApiError) -> bool {
+    matches!(
+        e,
+        ApiError::Denied { .. } | ApiError::ConfirmationRequired { .. }
+    )
+}
+
+#[tokio::test]
+async fn a_pull_from_an_unlisted_registry_is_denied_does_nothing_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let err = engine
+        .submit(Command::ImagePull {
+            reference: "ghcr.io/acme/tool:1".into(),
+            platform: None,
+        })
+        .await
+        .unwrap_err();
+    match &err {
+        ApiError::Denied { rule, reason } => {
+            assert!(
+                rule.as_deref().unwrap().ends_with("policy.toml:19"),
+                "{rule:?}"
+            );
+            assert_eq!(reason, "only the local registry and Docker Hub");
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    let root = engine.root().path();
+    assert_eq!(std::fs::read_dir(root.join("images")).unwrap().count(), 0);
+    let audit = AuditLog::new(root.join("audit.log")).tail(10).unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].decision, Verdict::Deny);
+    assert_eq!(audit[0].target.as_deref(), Some("ghcr.io/acme/tool:1"));
+
+    // The explanation names the allow rule's failed condition and the deciding rule.
+    let req = berth::security::Request {
+        action: "image.pull".into(),
+        target: None,
+        facts: berth::security::Facts {
+            image: Some("ghcr.io/acme/tool:1".into()),
+            ..Default::default()
+        },
+    };
+    let e = engine
+        .policy()
+        .explain(&berth::security::Subject::current(), &req);
+    let text = e.to_string();
+    assert!(
+        text.contains("registries = [\"127.0.0.1:5000\", \"docker.io\"] does not hold: registry ghcr.io is not listed"),
+        "{text}"
+    );
+    assert_eq!(e.decision.verdict, Verdict::Deny);
+}
+
+#[tokio::test]
+async fn a_writable_bind_is_denied_before_anything_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let err = engine
+        .submit(Command::ContainerCreate {
+            config: Box::new(ContainerConfig {
+                image: "busybox".into(),
+                volumes: vec!["/srv:/data".into()],
+                ..Default::default()
+            }),
+            pull: true,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ApiError::Denied { reason, .. } if reason == "binds must be read-only"),
+        "{err:?}"
+    );
+    let root = engine.root().path();
+    assert_eq!(
+        std::fs::read_dir(root.join("containers")).unwrap().count(),
+        0
+    );
+    assert_eq!(std::fs::read_dir(root.join("images")).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn a_confirm_rule_blocks_the_api_until_the_caller_confirms() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let create = || Command::ContainerCreate {
+        config: Box::new(ContainerConfig {
+            image: "busybox".into(),
+            privileged: true,
+            ..Default::default()
+        }),
+        pull: false,
+    };
+    let err = engine.submit(create()).await.unwrap_err();
+    match &err {
+        ApiError::ConfirmationRequired { rule, reason } => {
+            assert!(
+                rule.as_deref().unwrap().ends_with("policy.toml:2"),
+                "{rule:?}"
+            );
+            assert_eq!(reason, "privileged containers need a yes");
+        }
+        other => panic!("expected a confirmation request, got {other:?}"),
+    }
+    // Confirmed (what the console does after asking), the policy lets it through; whatever
+    // happens next is the runtime's business, not a policy error.
+    let confirmed = Caller {
+        confirmed: true,
+        ..Caller::current()
+    };
+    let outcome = engine.submit_as(&confirmed, create()).await;
+    assert!(!outcome.as_ref().is_err_and(is_policy_error), "{outcome:?}");
+    let audit = AuditLog::new(engine.root().audit_path()).tail(10).unwrap();
+    assert_eq!(audit.len(), 2, "both decisions are audited");
+    assert!(audit.iter().all(|r| r.decision == Verdict::Confirm));
 }
