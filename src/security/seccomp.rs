@@ -377,6 +377,15 @@ impl Profile {
         docker::convert(json, origin)
     }
 
+    /// The profile in Docker's JSON format (the OCI `linux.seccomp` object plus Docker's
+    /// `includes`/`excludes`), each group's reason as its `comment`, for a runtime spec.
+    /// Docker's format has no argument width: `dword` conditions become 64-bit comparisons
+    /// there, which is weaker for `int` arguments (see the socket groups' reason), so prefer
+    /// handing the runtime [`Profile::compile`]'s programs.
+    pub fn to_docker_json(&self) -> serde_json::Value {
+        docker::export(self)
+    }
+
     /// Read a custom profile file: berth's format if it parses as one, else Docker's.
     pub fn load(path: &Path) -> Result<Self, SeccompError> {
         let text = std::fs::read_to_string(path).map_err(|source| SeccompError::Read {
@@ -642,6 +651,24 @@ impl CompiledFilter {
     /// instruction).
     pub fn instruction_count(&self) -> usize {
         self.programs.iter().map(Vec::len).sum()
+    }
+
+    /// The programs as `libc::sock_filter`s (same layout), for a caller that installs them
+    /// with its own `seccomp(2)` wrapper.
+    pub fn libc_programs(&self) -> Vec<Vec<libc::sock_filter>> {
+        self.programs
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|i| libc::sock_filter {
+                        code: i.code,
+                        jt: i.jt,
+                        jf: i.jf,
+                        k: i.k,
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// Whether there is nothing to install (a profile whose default is allow and that

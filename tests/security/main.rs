@@ -59,6 +59,10 @@ fn probes(arch: Arch) -> String {
         ("setns", "setns", &[-1, 0]),
         // socket(AF_ALG, SOCK_SEQPACKET, 0) is blocked; socket(AF_INET, SOCK_STREAM) is not.
         ("socket_alg", "socket", &[38, 5, 0]),
+        // AF_VSOCK is blocked too. The kernel reads the family as an int, so junk in the
+        // upper half of the register must not get past the filter.
+        ("socket_vsock", "socket", &[40, 1, 0]),
+        ("socket_vsock_high", "socket", &[(1 << 32) | 40, 1, 0]),
         ("socket_inet", "socket", &[2, 1, 0]),
         // Ordinary calls.
         ("getpid", "getpid", &[]),
@@ -146,6 +150,15 @@ fn default_seccomp_profile_blocks_escapes_and_allows_ordinary_calls() {
     assert_eq!(free["ptrace"], libc_errno::ESRCH, "{free:?}");
     assert_eq!(free["clone3"], libc_errno::EINVAL, "{free:?}");
     assert_eq!(free["setns"], libc_errno::EBADF, "{free:?}");
+    assert_ne!(free["socket_alg"], EPERM, "{free:?}");
+    assert_eq!(
+        free["socket_vsock"], 0,
+        "AF_VSOCK sockets work here: {free:?}"
+    );
+    assert_eq!(
+        free["socket_vsock_high"], 0,
+        "the kernel truncates the family: {free:?}"
+    );
 
     let filter = default_program(CapSet::docker_default()).unwrap();
     let confined = run_probe(Some(&filter));
@@ -184,6 +197,7 @@ fn seccomp_profile_allows_what_added_capabilities_open() {
     // Never allowed by the profile, whatever the capabilities.
     assert_eq!(r["keyctl"], EPERM, "{r:?}");
     assert_eq!(r["socket_alg"], EPERM, "{r:?}");
+    assert_eq!(r["socket_vsock_high"], EPERM, "{r:?}");
 }
 
 #[test]

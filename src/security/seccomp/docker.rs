@@ -149,3 +149,94 @@ pub(super) fn convert(json: &str, origin: &str) -> Result<Profile, SeccompError>
         syscalls,
     })
 }
+
+fn action_json(a: Action) -> serde_json::Value {
+    use serde_json::json;
+    let (name, errno) = match a {
+        Action::Allow => ("SCMP_ACT_ALLOW", None),
+        Action::Errno(e) => ("SCMP_ACT_ERRNO", Some(e)),
+        Action::KillThread => ("SCMP_ACT_KILL_THREAD", None),
+        Action::KillProcess => ("SCMP_ACT_KILL_PROCESS", None),
+        Action::Trap => ("SCMP_ACT_TRAP", None),
+        Action::Log => ("SCMP_ACT_LOG", None),
+        Action::Trace(t) => ("SCMP_ACT_TRACE", Some(t)),
+    };
+    json!({ "action": name, "errno": errno })
+}
+
+fn filter_json(a: &Applicability) -> Option<serde_json::Value> {
+    use serde_json::json;
+    if a.caps.is_empty() && a.arches.is_empty() && a.min_kernel.is_none() {
+        return None;
+    }
+    // Docker names architectures the Go way.
+    let arches: Vec<&str> = a
+        .arches
+        .iter()
+        .map(|x| match x.as_str() {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        })
+        .collect();
+    let mut v = json!({ "caps": a.caps, "arches": arches });
+    if let Some(k) = &a.min_kernel {
+        v["minKernel"] = json!(k);
+    }
+    Some(v)
+}
+
+pub(super) fn export(p: &Profile) -> serde_json::Value {
+    use serde_json::json;
+    let default = action_json(p.default_action);
+    let mut out = json!({ "defaultAction": default["action"] });
+    if let Some(e) = default["errno"].as_u64() {
+        out["defaultErrnoRet"] = json!(e);
+    }
+    let groups: Vec<serde_json::Value> = p
+        .syscalls
+        .iter()
+        .map(|g| {
+            let a = action_json(g.action);
+            let mut v = json!({ "names": g.names, "action": a["action"], "comment": g.reason });
+            if let Some(e) = a["errno"].as_u64() {
+                v["errnoRet"] = json!(e);
+            }
+            if !g.args.is_empty() {
+                let args: Vec<serde_json::Value> = g
+                    .args
+                    .iter()
+                    .map(|c| {
+                        let op = match c.op {
+                            ArgOp::Eq => "SCMP_CMP_EQ",
+                            ArgOp::Ne => "SCMP_CMP_NE",
+                            ArgOp::Lt => "SCMP_CMP_LT",
+                            ArgOp::Le => "SCMP_CMP_LE",
+                            ArgOp::Gt => "SCMP_CMP_GT",
+                            ArgOp::Ge => "SCMP_CMP_GE",
+                            ArgOp::MaskedEq => "SCMP_CMP_MASKED_EQ",
+                        };
+                        match c.mask {
+                            Some(m) => {
+                                json!({"index": c.index, "value": m, "valueTwo": c.value, "op": op})
+                            }
+                            None => {
+                                json!({"index": c.index, "value": c.value, "valueTwo": 0, "op": op})
+                            }
+                        }
+                    })
+                    .collect();
+                v["args"] = json!(args);
+            }
+            if let Some(f) = filter_json(&g.includes) {
+                v["includes"] = f;
+            }
+            if let Some(f) = filter_json(&g.excludes) {
+                v["excludes"] = f;
+            }
+            v
+        })
+        .collect();
+    out["syscalls"] = json!(groups);
+    out
+}

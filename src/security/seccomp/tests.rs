@@ -684,3 +684,48 @@ fn security_opts_choose_the_filter() {
     ));
     assert!(SeccompConfig::from_security_opts(&["seccomp="], false).is_err());
 }
+
+#[test]
+fn docker_export_round_trips_through_the_docker_importer() {
+    let ours = Profile::default_profile();
+    let exported = ours.to_docker_json();
+    assert_eq!(exported["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(exported["defaultErrnoRet"], 1);
+    let back = Profile::from_docker_json(&exported.to_string(), "exported").unwrap();
+    // Same groups and reasons; arguments come back as 64-bit comparisons (Docker's format has
+    // no width), everything else is identical.
+    assert_eq!(back.syscalls.len(), ours.syscalls.len());
+    for (a, b) in ours.syscalls.iter().zip(&back.syscalls) {
+        assert_eq!(
+            (&a.names, a.action, &a.reason),
+            (&b.names, b.action, &b.reason)
+        );
+        assert_eq!(a.args.len(), b.args.len());
+        for (x, y) in a.args.iter().zip(&b.args) {
+            assert_eq!(
+                (x.index, x.op, x.value, x.mask),
+                (y.index, y.op, y.value, y.mask)
+            );
+        }
+        assert_eq!(a.includes.caps, b.includes.caps);
+    }
+    // …so it decides the same way, except for junk in the upper half of int arguments
+    let f = back
+        .compile(Arch::X86_64, CapSet::docker_default(), KernelVersion(6, 18))
+        .unwrap();
+    let on = |n: &str, a0: u64| outcome_on(&f, Arch::X86_64, n, [a0, 0, 0, 0, 0, 0]);
+    assert_eq!(on("mount", 0), EPERM);
+    assert_eq!(on("clone3", 0), ENOSYS);
+    assert_eq!(on("socket", 38), EPERM);
+    assert_eq!(on("arch_prctl", 0), Outcome::Allow);
+    assert_eq!(
+        on("socket", (1 << 32) | 38),
+        Outcome::Allow,
+        "why berth's own format uses dword"
+    );
+    // the libc form is the same program
+    let c = default_for(Arch::X86_64, CapSet::docker_default());
+    let l = c.libc_programs();
+    assert_eq!(l.len(), c.programs().len());
+    assert_eq!(l[0][5].k, c.programs()[0][5].k);
+}
