@@ -7,10 +7,13 @@
 //! - [`caps`]: capability names and sets, Docker's 14 defaults, `--cap-add`/`--cap-drop`.
 //! - [`seccomp`]: the default seccomp profile (reviewed data in `assets/seccomp/`), custom
 //!   Docker-format profiles, compilation to BPF for a container's capability set.
+//! - [`container`]: a container's security settings from `docker run`-style options (caps,
+//!   seccomp, no-new-privileges, masked and read-only paths, `--user`, user-namespace remapping).
 //! - [`image_name`]: Docker's normalisation of image references (registry, repository).
 
 pub mod audit;
 pub mod caps;
+pub mod container;
 pub mod image_name;
 pub mod policy;
 pub mod seccomp;
@@ -18,6 +21,7 @@ pub mod subject;
 
 pub use audit::{AuditLog, AuditRecord};
 pub use caps::{Cap, CapName, CapSet};
+pub use container::{ContainerSecurity, SecurityOptions, UserSpec, UsernsRemap};
 pub use image_name::ImageName;
 pub use policy::{
     Condition, Decision, Explanation, Fact, Facts, HostBind, Policy, PolicyError, Request,
