@@ -150,6 +150,11 @@ pub enum PolicyError {
         line: usize,
         message: String,
     },
+    /// Whoever can write the policy file can grant themselves anything.
+    #[error(
+        "policy file {path} is {why}: only root (or the engine's own user) may be able to change it"
+    )]
+    Insecure { path: PathBuf, why: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -452,13 +457,48 @@ impl Policy {
     }
 
     /// Load and validate a policy file. `known_actions` are the action names the engine has;
-    /// a rule whose action matches none of them is an error.
+    /// a rule whose action matches none of them is an error. The file must be owned by root
+    /// or by the engine's user, and writable by nobody else (group-writable is fine when the
+    /// group is root's or the engine's).
     pub fn load(path: &Path, known_actions: &[&str]) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let read_err = |source| PolicyError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut file = std::fs::File::open(path).map_err(read_err)?;
+        // Check the file that is read, not the path (which could be swapped in between).
+        let meta = file.metadata().map_err(read_err)?;
+        let euid = nix::unistd::geteuid().as_raw();
+        let insecure = |why: String| PolicyError::Insecure {
+            path: path.to_owned(),
+            why,
+        };
+        if meta.uid() != 0 && meta.uid() != euid {
+            return Err(insecure(format!("owned by uid {}", meta.uid())));
+        }
+        let egid = nix::unistd::getegid().as_raw();
+        let group_writable = meta.mode() & 0o020 != 0 && meta.gid() != 0 && meta.gid() != egid;
+        if meta.mode() & 0o002 != 0 || group_writable {
+            return Err(insecure(format!(
+                "writable by {} (mode {:o})",
+                if meta.mode() & 0o002 != 0 {
+                    "everyone".to_owned()
+                } else {
+                    format!("group {}", meta.gid())
+                },
+                meta.mode() & 0o7777
+            )));
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(read_err)?;
         Self::parse(&text, &path.display().to_string(), known_actions)
+    }
+
+    /// How many rules the policy has (`berth policy check` reports it).
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
     }
 
     /// Parse policy text; `origin` names it in errors.

@@ -730,3 +730,34 @@ fn the_example_in_the_shipped_policy_comments_loads_and_works() {
     big.facts.memory = Some(3 << 30);
     assert_eq!(p.decide(&member, &big).verdict, Verdict::Deny);
 }
+
+#[test]
+fn load_refuses_a_policy_file_others_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, "[[rule]]\naction = \"*\"\ndecision = \"allow\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(Policy::load(&path, ACTIONS).unwrap().rule_count(), 1);
+    // group-writable by the engine's own group (a umask of 002) is fine
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+    Policy::load(&path, ACTIONS).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o646)).unwrap();
+    let e = Policy::load(&path, ACTIONS).unwrap_err();
+    assert!(matches!(e, PolicyError::Insecure { .. }), "{e}");
+    assert!(e.to_string().contains("writable by everyone"), "{e}");
+    // another group, or another owner (only root can hand a file away)
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::chown(&path, None, Some(nix::unistd::Gid::from_raw(4242))).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let e = Policy::load(&path, ACTIONS).unwrap_err();
+        assert!(e.to_string().contains("writable by group 4242"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Policy::load(&path, ACTIONS).unwrap();
+        nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(4242)), None).unwrap();
+        let e = Policy::load(&path, ACTIONS).unwrap_err();
+        assert!(e.to_string().contains("owned by uid 4242"), "{e}");
+    }
+    let e = Policy::load(&dir.path().join("missing.toml"), ACTIONS).unwrap_err();
+    assert!(matches!(e, PolicyError::Read { .. }), "{e}");
+}
