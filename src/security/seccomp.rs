@@ -33,13 +33,17 @@
 //! `no-new-privileges`). A runtime that wants Docker's default (setuid works) must install the
 //! programs itself with `seccomp(2)` while it still holds `CAP_SYS_ADMIN`.
 
+mod compiled;
 mod docker;
 mod syscalls;
+mod validate;
+
+pub use compiled::{CompiledFilter, cache_key};
 
 use super::caps::{Cap, CapSet};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch, sock_filter,
+    SeccompRule, TargetArch,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -396,109 +400,6 @@ impl Profile {
         Self::parse(&text, &origin).or_else(|_| Self::from_docker_json(&text, &origin))
     }
 
-    /// The strict checks the shipped profile must pass (the reviewed-data test): every name
-    /// is a syscall of x86_64 or aarch64 (of each architecture the group is limited to),
-    /// capabilities and architectures are known, argument conditions are well-formed, every
-    /// group has a reason, nothing is listed twice, and no group entry is redundant (another
-    /// group with the same action already matches whenever it would).
-    pub fn validate(&self) -> Result<(), SeccompError> {
-        let mut problems = Vec::new();
-        for (i, g) in self.syscalls.iter().enumerate() {
-            let at = format!("group {i} ({})", g.names.first().map_or("", |n| n.as_str()));
-            if g.names.is_empty() {
-                problems.push(format!("{at}: no syscall names"));
-            }
-            if g.reason.trim().is_empty() {
-                problems.push(format!("{at}: no reason"));
-            }
-            if g.action == self.default_action {
-                problems.push(format!(
-                    "{at}: action {:?} is the default action, so the group changes nothing",
-                    g.action
-                ));
-            }
-            for a in [&g.includes, &g.excludes] {
-                for c in &a.caps {
-                    if Cap::parse(c).is_err() {
-                        problems.push(format!("{at}: unknown capability {c:?}"));
-                    }
-                }
-                for arch in &a.arches {
-                    if Arch::from_name(arch).is_none() {
-                        problems.push(format!("{at}: unknown architecture {arch:?}"));
-                    }
-                }
-                if let Some(m) = &a.min_kernel
-                    && KernelVersion::parse(m).is_none()
-                {
-                    problems.push(format!("{at}: bad minKernel {m:?}"));
-                }
-            }
-            if g.excludes.min_kernel.is_some() {
-                problems.push(format!("{at}: minKernel only makes sense in includes"));
-            }
-            for c in &g.args {
-                if let Err(e) = c.seccompiler() {
-                    problems.push(format!("{at}: argument condition {c:?}: {e}"));
-                }
-            }
-            let arches: Vec<Arch> = if g.includes.arches.is_empty() {
-                Arch::ALL.to_vec()
-            } else {
-                g.includes
-                    .arches
-                    .iter()
-                    .filter_map(|a| Arch::from_name(a))
-                    .collect()
-            };
-            let mut seen = std::collections::HashSet::new();
-            for n in &g.names {
-                if !seen.insert(n) {
-                    problems.push(format!("{at}: {n} is listed twice"));
-                }
-                let known: Vec<Arch> = arches
-                    .iter()
-                    .copied()
-                    .filter(|a| a.syscall(n).is_some())
-                    .collect();
-                if known.is_empty() {
-                    problems.push(format!(
-                        "{at}: unknown syscall {n:?} (not a syscall of {})",
-                        arches
-                            .iter()
-                            .map(|a| a.name())
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    ));
-                }
-            }
-        }
-        // Redundant and duplicate entries across groups.
-        for (j, later) in self.syscalls.iter().enumerate() {
-            for (i, earlier) in self.syscalls.iter().enumerate() {
-                if i == j || earlier.action != later.action || !covers(earlier, later) {
-                    continue;
-                }
-                // Two identical groups cover each other: report the pair once.
-                if covers(later, earlier) && i > j {
-                    continue;
-                }
-                for n in later.names.iter().filter(|n| earlier.names.contains(n)) {
-                    problems.push(format!(
-                        "group {j}: {n} is redundant: group {i} already {:?}s it whenever group \
-                         {j} would",
-                        earlier.action
-                    ));
-                }
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(SeccompError::Invalid(problems))
-        }
-    }
-
     /// Compile the groups that apply to a container with `caps` into BPF programs for `arch`.
     pub fn compile(
         &self,
@@ -548,25 +449,6 @@ impl Profile {
         }
         Ok(CompiledFilter { programs })
     }
-}
-
-/// Whether group `a` matches every syscall invocation `b` matches (ignoring names): its
-/// argument conditions are a subset of `b`'s and it applies to every container `b` applies to.
-fn covers(a: &SyscallGroup, b: &SyscallGroup) -> bool {
-    let subset = |x: &[String], y: &[String]| x.iter().all(|v| y.contains(v));
-    let arches_cover = a.includes.arches.is_empty()
-        || (!b.includes.arches.is_empty() && subset(&b.includes.arches, &a.includes.arches));
-    let kernel_covers = match (&a.includes.min_kernel, &b.includes.min_kernel) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(x), Some(y)) => KernelVersion::parse(x) <= KernelVersion::parse(y),
-    };
-    a.args.iter().all(|c| b.args.contains(c))
-        && subset(&a.includes.caps, &b.includes.caps)
-        && subset(&a.excludes.caps, &b.excludes.caps)
-        && subset(&a.excludes.arches, &b.excludes.arches)
-        && arches_cover
-        && kernel_covers
 }
 
 /// The rules for one syscall: unconditional, or any of several AND-ed condition lists.
@@ -632,146 +514,6 @@ fn build(
         ));
     }
     Ok(program)
-}
-
-/// Compiled BPF programs, to be installed in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompiledFilter {
-    programs: Vec<BpfProgram>,
-}
-
-impl CompiledFilter {
-    const MAGIC: &'static [u8; 8] = b"BERTHSC1";
-
-    pub fn programs(&self) -> &[BpfProgram] {
-        &self.programs
-    }
-
-    /// Total BPF instructions (the kernel allows 4096 per program and charges memory per
-    /// instruction).
-    pub fn instruction_count(&self) -> usize {
-        self.programs.iter().map(Vec::len).sum()
-    }
-
-    /// The programs as `libc::sock_filter`s (same layout), for a caller that installs them
-    /// with its own `seccomp(2)` wrapper.
-    pub fn libc_programs(&self) -> Vec<Vec<libc::sock_filter>> {
-        self.programs
-            .iter()
-            .map(|p| {
-                p.iter()
-                    .map(|i| libc::sock_filter {
-                        code: i.code,
-                        jt: i.jt,
-                        jf: i.jf,
-                        k: i.k,
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// Whether there is nothing to install (a profile whose default is allow and that
-    /// restricts nothing).
-    pub fn is_empty(&self) -> bool {
-        self.programs.is_empty()
-    }
-
-    /// A stable byte form (little-endian `struct sock_filter`s behind a small header), for a
-    /// cache keyed by [`cache_key`].
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.instruction_count() * 8);
-        out.extend_from_slice(Self::MAGIC);
-        out.extend_from_slice(&(self.programs.len() as u32).to_le_bytes());
-        for p in &self.programs {
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            for i in p {
-                out.extend_from_slice(&i.code.to_le_bytes());
-                out.push(i.jt);
-                out.push(i.jf);
-                out.extend_from_slice(&i.k.to_le_bytes());
-            }
-        }
-        out
-    }
-
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SeccompError> {
-        let rest = bytes
-            .strip_prefix(Self::MAGIC.as_slice())
-            .ok_or(SeccompError::Corrupt("bad magic"))?;
-        let mut r = Reader(rest);
-        let count = r.u32()? as usize;
-        if count > 64 {
-            return Err(SeccompError::Corrupt("too many programs"));
-        }
-        let mut programs = Vec::with_capacity(count);
-        for _ in 0..count {
-            let len = r.u32()? as usize;
-            if len == 0 || len > BPF_MAX_LEN {
-                return Err(SeccompError::Corrupt("bad program length"));
-            }
-            let mut p = Vec::with_capacity(len);
-            for _ in 0..len {
-                let code = r.u16()?;
-                let jt = r.u8()?;
-                let jf = r.u8()?;
-                let k = r.u32()?;
-                p.push(sock_filter { code, jt, jf, k });
-            }
-            programs.push(p);
-        }
-        if !r.0.is_empty() {
-            return Err(SeccompError::Corrupt("trailing bytes"));
-        }
-        Ok(Self { programs })
-    }
-
-    /// Install the programs on the calling thread, in order (its children inherit them).
-    /// Sets `PR_SET_NO_NEW_PRIVS`. Does not allocate, so it may run between fork and exec.
-    pub fn apply(&self) -> Result<(), SeccompError> {
-        for p in &self.programs {
-            seccompiler::apply_filter(p).map_err(|e| SeccompError::Apply(e.to_string()))?;
-        }
-        Ok(())
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], SeccompError> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(SeccompError::Corrupt("truncated"))?;
-        self.0 = rest;
-        Ok(*head)
-    }
-    fn u8(&mut self) -> Result<u8, SeccompError> {
-        Ok(self.take::<1>()?[0])
-    }
-    fn u16(&mut self) -> Result<u16, SeccompError> {
-        Ok(u16::from_le_bytes(self.take()?))
-    }
-    fn u32(&mut self) -> Result<u32, SeccompError> {
-        Ok(u32::from_le_bytes(self.take()?))
-    }
-}
-
-/// A key under which a compiled filter can be cached: it changes whenever the profile, the
-/// architecture, the capability set, the kernel version (for `minKernel`) or this module's
-/// compiler changes.
-pub fn cache_key(profile: &Profile, arch: Arch, caps: CapSet, kernel: KernelVersion) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(b"berth seccomp v1\0");
-    h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(serde_json::to_vec(profile).unwrap_or_default());
-    h.update(arch.name().as_bytes());
-    h.update(caps.bits().to_le_bytes());
-    h.update(kernel.0.to_le_bytes());
-    h.update(kernel.1.to_le_bytes());
-    hex::encode(h.finalize())
 }
 
 /// The default profile compiled for a container with `caps`, on this machine's architecture

@@ -1,4 +1,5 @@
 use super::*;
+use seccompiler::sock_filter;
 
 const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 const AUDIT_ARCH_AARCH64: u32 = 0xC000_00B7;
