@@ -79,7 +79,7 @@ pub enum SeccompError {
     #[error("compiled seccomp filter data is corrupt: {0}")]
     Corrupt(&'static str),
     #[error("installing the seccomp filter: {0}")]
-    Apply(String),
+    Apply(std::io::Error),
     #[error("unsupported architecture {0} (berth's seccomp tables cover x86_64 and aarch64)")]
     UnsupportedArch(String),
     #[error("bad --security-opt {0:?}")]

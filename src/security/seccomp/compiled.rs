@@ -97,10 +97,17 @@ impl CompiledFilter {
     }
 
     /// Install the programs on the calling thread, in order (its children inherit them).
-    /// Sets `PR_SET_NO_NEW_PRIVS`. Does not allocate, so it may run between fork and exec.
+    /// Sets `PR_SET_NO_NEW_PRIVS`. Allocates nothing (not even for its errors), so it may run
+    /// between fork and exec.
     pub fn apply(&self) -> Result<(), SeccompError> {
         for p in &self.programs {
-            seccompiler::apply_filter(p).map_err(|e| SeccompError::Apply(e.to_string()))?;
+            seccompiler::apply_filter(p).map_err(|e| {
+                SeccompError::Apply(match e {
+                    seccompiler::Error::Prctl(io) | seccompiler::Error::Seccomp(io) => io,
+                    // Only an empty program gets here, and compile never makes one.
+                    _ => std::io::Error::from_raw_os_error(libc::EINVAL),
+                })
+            })?;
         }
         Ok(())
     }
