@@ -1,20 +1,73 @@
-//! The policy engine: ordered rules from a TOML file, first match wins.
+//! The policy engine: ordered rules from a TOML file, the first applicable rule wins.
 //!
 //! File shape (users and tests depend on it):
 //! ```toml
 //! [[rule]]
 //! action = "container.*"        # exact action name or glob: `container.*`, `*`
 //! decision = "allow"            # allow | deny | confirm
-//! subject = "uid:0"             # optional: user:NAME, group:NAME, uid:N, gid:N, *
+//! subject = "uid:0"             # optional: user:NAME, group:NAME, uid:N, gid:N, * (default *)
 //! reason = "why"                # optional, shown on deny/confirm
-//! privileged = true             # optional conditions on the request
+//! privileged = true             # optional conditions on the request (below)
 //! ```
-//! A request nobody's rule matches is denied.
+//!
+//! A rule **applies** to a request when its action glob matches the request's action, the
+//! caller is its subject, and **every** condition holds. Rules are tried in file order; the
+//! first that applies decides. A request no rule applies to is denied.
+//!
+//! ## Conditions
+//!
+//! Each key is a predicate on the request's [`Facts`]. Only some actions carry a given fact
+//! ([`facts_carried_by`]): `container.create` carries all of them, `container.exec` carries
+//! `privileged` and the user, `image.pull`/`image.push`/`image.tag` carry the image. **A
+//! condition on a fact the request's action does not carry does not hold**, so the rule does
+//! not apply to that request; a rule whose actions can never carry a condition's fact is a
+//! load error.
+//!
+//! | key | holds when |
+//! |---|---|
+//! | `registries = ["docker.io", "*.corp"]` | the image's registry (normalised: `busybox` is on `docker.io`) matches a glob |
+//! | `repositories = ["docker.io/library/*", "busybox"]` | the image's repository (`docker.io/library/busybox`) matches a glob; a pattern without glob characters is normalised like a reference, a glob must name its registry; `*` also matches `/` |
+//! | `privileged = B` | the request asks for privileged mode (`B = true`) / does not (`false`) |
+//! | `cap_add = ["NET_ADMIN", …]` | the request adds **at least one** listed capability (`ALL` in the list: any; the request adding `ALL` adds all; an unknown name counts as a hit). For deny-lists |
+//! | `cap_add_only = ["NET_BIND_SERVICE", …]` | **every** capability the request adds is listed (true when it adds none). For allow-lists |
+//! | `bind_prefixes = ["/srv", "/home"]` | **every** host bind source is under one of the prefixes (true with no binds), compared after resolving `.`, `..` and symlinks on both sides |
+//! | `bind_read_only = B` | `true`: every bind is read-only (true with no binds); `false`: at least one bind is writable |
+//! | `root_user = B` | the process runs as uid 0 (`true`) / not (`false`). No `--user` counts as root (the image default is unknown here); `0`, `root`, `0:…`, `root:…` are root; other names are not |
+//! | `require_limits = ["memory", "cpus", "pids"]` | every listed limit is set (0 and -1 mean unset) |
+//! | `max_memory = "2g"` | a memory limit is set and is at most this (`512m`, `1.5g`, or bytes) |
+//! | `max_cpus = 2` | a CPU limit is set and is at most this |
+//! | `max_pids = 512` | a pids limit is set and is at most this |
+//! | `host_network = B`, `host_pid = B`, `host_ipc = B` | the request uses the host's network / PID / IPC namespace |
+//! | `seccomp_unconfined = B` | the request asks for `seccomp=unconfined` |
+//! | `privileged_ports = B` | `true`: the request publishes a host port in 1–1023; `false`: none |
+//!
+//! There is no negation: an **allow-list** is an `allow` rule carrying the conditions followed
+//! by a catch-all `deny` for the same action; a **deny-list** is a `deny` (or `confirm`) rule
+//! placed before the `allow`.
+//!
+//! ## Load errors
+//!
+//! Each names the file and line: TOML syntax and unknown keys, an unknown action, a bad glob or
+//! subject, a bad condition value (unknown capability, bad size, relative or `..` prefix, empty
+//! list, unqualified repository glob), a condition no action of the rule can carry, and an
+//! **unreachable rule**: one that an earlier rule with a covering subject (`*` or the same), a
+//! covering action set and a subset of its conditions always decides first.
+
+mod condition;
+mod explain;
+
+pub use explain::{Explanation, RuleMiss, RuleTrace};
+
+pub use condition::{
+    Condition, Fact, facts_carried_by, normalize_lexically, parse_size, resolve_host_path,
+    runs_as_root,
+};
 
 use super::subject::Subject;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use toml::Spanned;
 
 /// The shipped default policy.
 pub const DEFAULT_POLICY: &str = include_str!("../../assets/policy.toml");
@@ -47,7 +100,9 @@ pub struct HostBind {
 }
 
 /// What the policy may look at in a request, beyond its action and target. The API layer fills
-/// these in from the command.
+/// these in from the command: for each action exactly the facts [`facts_carried_by`] lists
+/// (`container.create`: all; `container.exec`: `privileged`, `user`; `image.pull`,
+/// `image.push`, `image.tag`: `image`). Conditions ignore the other fields.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Facts {
     /// The image reference the request uses (create, pull, push, tag target, build base).
@@ -100,23 +155,112 @@ pub enum PolicyError {
         line: usize,
         message: String,
     },
+    /// Whoever can write the policy file can grant themselves anything.
+    #[error(
+        "policy file {path} is {why}: only root (or the engine's own user) may be able to change it"
+    )]
+    Insecure { path: PathBuf, why: String },
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
-    rule: Vec<toml::Spanned<RawRule>>,
+    rule: Vec<Spanned<RawRule>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
-    action: String,
+    action: Spanned<String>,
     decision: Verdict,
-    subject: Option<String>,
+    subject: Option<Spanned<String>>,
     reason: Option<String>,
-    privileged: Option<bool>,
+    registries: Option<Spanned<Vec<String>>>,
+    repositories: Option<Spanned<Vec<String>>>,
+    privileged: Option<Spanned<bool>>,
+    cap_add: Option<Spanned<Vec<String>>>,
+    cap_add_only: Option<Spanned<Vec<String>>>,
+    bind_prefixes: Option<Spanned<Vec<String>>>,
+    bind_read_only: Option<Spanned<bool>>,
+    root_user: Option<Spanned<bool>>,
+    require_limits: Option<Spanned<Vec<String>>>,
+    max_memory: Option<Spanned<condition::Number>>,
+    max_cpus: Option<Spanned<condition::Number>>,
+    max_pids: Option<Spanned<condition::Number>>,
+    host_network: Option<Spanned<bool>>,
+    host_pid: Option<Spanned<bool>>,
+    host_ipc: Option<Spanned<bool>>,
+    seccomp_unconfined: Option<Spanned<bool>>,
+    privileged_ports: Option<Spanned<bool>>,
+}
+
+impl RawRule {
+    /// The rule's conditions, each with the byte offset of its value (for error lines).
+    fn conditions(&mut self) -> Vec<(usize, Result<Condition, String>)> {
+        use condition as c;
+        let mut out = Vec::new();
+        fn take<T>(
+            out: &mut Vec<(usize, Result<Condition, String>)>,
+            field: Option<Spanned<T>>,
+            make: impl FnOnce(T) -> Result<Condition, String>,
+        ) {
+            if let Some(v) = field {
+                let at = v.span().start;
+                out.push((at, make(v.into_inner())));
+            }
+        }
+        take(&mut out, self.registries.take(), c::registries);
+        take(&mut out, self.repositories.take(), c::repositories);
+        take(&mut out, self.privileged.take(), |b| {
+            Ok(Condition::Privileged(b))
+        });
+        take(&mut out, self.cap_add.take(), |v| {
+            c::cap_list("cap_add", v).map(Condition::CapAdd)
+        });
+        take(&mut out, self.cap_add_only.take(), |v| {
+            c::cap_list("cap_add_only", v).map(Condition::CapAddOnly)
+        });
+        take(&mut out, self.bind_prefixes.take(), c::bind_prefixes);
+        take(&mut out, self.bind_read_only.take(), |b| {
+            Ok(Condition::BindReadOnly(b))
+        });
+        take(&mut out, self.root_user.take(), |b| {
+            Ok(Condition::RootUser(b))
+        });
+        take(&mut out, self.require_limits.take(), c::require_limits);
+        take(&mut out, self.max_memory.take(), |n| {
+            n.size()
+                .map(Condition::MaxMemory)
+                .map_err(|e| format!("max_memory: {e}"))
+        });
+        take(&mut out, self.max_cpus.take(), |n| {
+            n.cpus()
+                .map(Condition::MaxCpus)
+                .map_err(|e| format!("max_cpus: {e}"))
+        });
+        take(&mut out, self.max_pids.take(), |n| {
+            n.pids()
+                .map(Condition::MaxPids)
+                .map_err(|e| format!("max_pids: {e}"))
+        });
+        take(&mut out, self.host_network.take(), |b| {
+            Ok(Condition::HostNetwork(b))
+        });
+        take(&mut out, self.host_pid.take(), |b| {
+            Ok(Condition::HostPid(b))
+        });
+        take(&mut out, self.host_ipc.take(), |b| {
+            Ok(Condition::HostIpc(b))
+        });
+        take(&mut out, self.seccomp_unconfined.take(), |b| {
+            Ok(Condition::SeccompUnconfined(b))
+        });
+        take(&mut out, self.privileged_ports.take(), |b| {
+            Ok(Condition::PrivilegedPorts(b))
+        });
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,23 +306,74 @@ impl SubjectMatch {
             Self::Gid(g) => s.in_group(*g),
         }
     }
+
+    /// Whether every subject `other` matches is matched by `self` too.
+    fn covers(&self, other: &Self) -> bool {
+        *self == Self::Any || self == other
+    }
+}
+
+impl fmt::Display for SubjectMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Uid(u) => write!(f, "uid:{u}"),
+            Self::Gid(g) => write!(f, "gid:{g}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Rule {
     location: String,
+    line: usize,
+    action_text: String,
     action: globset::GlobMatcher,
     subject: SubjectMatch,
     decision: Verdict,
     reason: Option<String>,
-    privileged: Option<bool>,
+    conditions: Vec<Condition>,
 }
 
 impl Rule {
-    fn matches(&self, subject: &Subject, req: &Request) -> bool {
-        self.action.is_match(&req.action)
-            && self.subject.matches(subject)
-            && self.privileged.is_none_or(|p| p == req.facts.privileged)
+    /// Whether the rule applies; `Err` is the first thing that does not hold.
+    fn check(&self, subject: &Subject, req: &Request) -> Result<(), RuleMiss> {
+        if !self.action.is_match(&req.action) {
+            return Err(RuleMiss::Action);
+        }
+        if !self.subject.matches(subject) {
+            return Err(RuleMiss::Subject);
+        }
+        for c in &self.conditions {
+            c.check(&req.action, &req.facts)
+                .map_err(|why| RuleMiss::Condition {
+                    condition: c.to_string(),
+                    why,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn decision(&self, req: &Request) -> Decision {
+        Decision {
+            verdict: self.decision,
+            rule: Some(self.location.clone()),
+            reason: self.reason.clone().unwrap_or_else(|| match self.decision {
+                Verdict::Allow => "allowed by policy".into(),
+                Verdict::Deny => format!("{} is denied by policy", req.action),
+                Verdict::Confirm => format!("{} needs confirmation", req.action),
+            }),
+        }
+    }
+
+    /// Whether `self`, placed earlier, always decides every request `later` applies to.
+    fn shadows(&self, later: &Rule, known_actions: &[&str]) -> bool {
+        self.subject.covers(&later.subject)
+            && known_actions
+                .iter()
+                .filter(|a| later.action.is_match(a))
+                .all(|a| self.action.is_match(a))
+            && self.conditions.iter().all(|c| later.conditions.contains(c))
     }
 }
 
@@ -196,13 +391,48 @@ impl Policy {
     }
 
     /// Load and validate a policy file. `known_actions` are the action names the engine has;
-    /// a rule whose action matches none of them is an error.
+    /// a rule whose action matches none of them is an error. The file must be owned by root
+    /// or by the engine's user, and writable by nobody else (group-writable is fine when the
+    /// group is root's or the engine's).
     pub fn load(path: &Path, known_actions: &[&str]) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let read_err = |source| PolicyError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut file = std::fs::File::open(path).map_err(read_err)?;
+        // Check the file that is read, not the path (which could be swapped in between).
+        let meta = file.metadata().map_err(read_err)?;
+        let euid = nix::unistd::geteuid().as_raw();
+        let insecure = |why: String| PolicyError::Insecure {
+            path: path.to_owned(),
+            why,
+        };
+        if meta.uid() != 0 && meta.uid() != euid {
+            return Err(insecure(format!("owned by uid {}", meta.uid())));
+        }
+        let egid = nix::unistd::getegid().as_raw();
+        let group_writable = meta.mode() & 0o020 != 0 && meta.gid() != 0 && meta.gid() != egid;
+        if meta.mode() & 0o002 != 0 || group_writable {
+            return Err(insecure(format!(
+                "writable by {} (mode {:o})",
+                if meta.mode() & 0o002 != 0 {
+                    "everyone".to_owned()
+                } else {
+                    format!("group {}", meta.gid())
+                },
+                meta.mode() & 0o7777
+            )));
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(read_err)?;
         Self::parse(&text, &path.display().to_string(), known_actions)
+    }
+
+    /// How many rules the policy has (`berth policy check` reports it).
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
     }
 
     /// Parse policy text; `origin` names it in errors.
@@ -216,28 +446,86 @@ impl Policy {
             let offset = e.span().map_or(0, |s| s.start);
             invalid(offset, e.message().to_owned())
         })?;
-        let mut rules = Vec::with_capacity(raw.rule.len());
+        let mut rules: Vec<Rule> = Vec::with_capacity(raw.rule.len());
         for spanned in raw.rule {
             let start = spanned.span().start;
-            let r = spanned.into_inner();
-            let glob = globset::Glob::new(&r.action)
-                .map_err(|e| invalid(start, format!("action {:?}: {e}", r.action)))?
+            let mut r = spanned.into_inner();
+            let glob = globset::Glob::new(r.action.get_ref())
+                .map_err(|e| invalid(start, format!("action {:?}: {e}", r.action.get_ref())))?
                 .compile_matcher();
-            if !known_actions.iter().any(|a| glob.is_match(a)) {
-                return Err(invalid(start, format!("unknown action {:?}", r.action)));
+            let actions: Vec<&str> = known_actions
+                .iter()
+                .copied()
+                .filter(|a| glob.is_match(a))
+                .collect();
+            if actions.is_empty() {
+                return Err(invalid(
+                    start,
+                    format!("unknown action {:?}", r.action.get_ref()),
+                ));
             }
             let subject = match &r.subject {
                 None => SubjectMatch::Any,
-                Some(s) => SubjectMatch::parse(s).map_err(|m| invalid(start, m))?,
+                Some(s) => {
+                    SubjectMatch::parse(s.get_ref()).map_err(|m| invalid(s.span().start, m))?
+                }
             };
-            rules.push(Rule {
-                location: format!("{origin}:{}", line_of(text, start)),
+            let mut conditions: Vec<Condition> = Vec::new();
+            for (at, c) in r.conditions() {
+                let c = c.map_err(|m| invalid(at, m))?;
+                if !actions
+                    .iter()
+                    .any(|a| facts_carried_by(a).contains(&c.fact()))
+                {
+                    return Err(invalid(
+                        at,
+                        format!(
+                            "condition {} can never hold: no request of action {:?} carries {}",
+                            c.key(),
+                            r.action.get_ref(),
+                            c.fact()
+                        ),
+                    ));
+                }
+                conditions.push(c);
+            }
+            let line = line_of(text, start);
+            let rule = Rule {
+                location: format!("{origin}:{line}"),
+                line,
+                action_text: r.action.into_inner(),
                 action: glob,
                 subject,
                 decision: r.decision,
                 reason: r.reason,
-                privileged: r.privileged,
-            });
+                conditions,
+            };
+            if let Some(earlier) = rules.iter().find(|e| e.shadows(&rule, known_actions)) {
+                return Err(invalid(
+                    start,
+                    format!(
+                        "unreachable rule: the rule at line {} (action {:?}, subject {}{}) \
+                         decides every request this one could match",
+                        earlier.line,
+                        earlier.action_text,
+                        earlier.subject,
+                        if earlier.conditions.is_empty() {
+                            ", no conditions".to_owned()
+                        } else {
+                            format!(
+                                ", conditions {}",
+                                earlier
+                                    .conditions
+                                    .iter()
+                                    .map(|c| c.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }
+                    ),
+                ));
+            }
+            rules.push(rule);
         }
         Ok(Self {
             origin: origin.to_owned(),
@@ -250,24 +538,48 @@ impl Policy {
         &self.origin
     }
 
-    /// Decide on a request: the first matching rule wins; no match is a denial.
+    /// Decide on a request: the first applicable rule wins; none is a denial.
     pub fn decide(&self, subject: &Subject, req: &Request) -> Decision {
-        match self.rules.iter().find(|r| r.matches(subject, req)) {
-            Some(rule) => Decision {
-                verdict: rule.decision,
-                rule: Some(rule.location.clone()),
-                reason: rule.reason.clone().unwrap_or_else(|| match rule.decision {
-                    Verdict::Allow => "allowed by policy".into(),
-                    Verdict::Deny => format!("{} is denied by policy", req.action),
-                    Verdict::Confirm => format!("{} needs confirmation", req.action),
-                }),
-            },
-            None => Decision {
-                verdict: Verdict::Deny,
-                rule: None,
-                reason: format!("no policy rule allows {} for {subject}", req.action),
-            },
+        match self.rules.iter().find(|r| r.check(subject, req).is_ok()) {
+            Some(rule) => rule.decision(req),
+            None => default_deny(subject, req),
         }
+    }
+
+    /// Like [`decide`](Self::decide), with every rule tried on the way and why it did not
+    /// apply (`berth policy explain`).
+    pub fn explain(&self, subject: &Subject, req: &Request) -> Explanation {
+        let mut rules = Vec::new();
+        let mut decision = None;
+        for r in &self.rules {
+            let miss = r.check(subject, req).err();
+            let applies = miss.is_none();
+            rules.push(RuleTrace {
+                rule: r.location.clone(),
+                action: r.action_text.clone(),
+                subject: r.subject.to_string(),
+                verdict: r.decision,
+                miss,
+            });
+            if applies {
+                decision = Some(r.decision(req));
+                break;
+            }
+        }
+        Explanation {
+            action: req.action.clone(),
+            subject: subject.to_string(),
+            rules,
+            decision: decision.unwrap_or_else(|| default_deny(subject, req)),
+        }
+    }
+}
+
+fn default_deny(subject: &Subject, req: &Request) -> Decision {
+    Decision {
+        verdict: Verdict::Deny,
+        rule: None,
+        reason: format!("no policy rule allows {} for {subject}", req.action),
     }
 }
 
@@ -276,96 +588,4 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ACTIONS: &[&str] = &["container.create", "container.list", "image.pull"];
-
-    fn root() -> Subject {
-        Subject {
-            uid: 0,
-            gid: 0,
-            groups: vec![],
-        }
-    }
-
-    fn user(uid: u32) -> Subject {
-        Subject {
-            uid,
-            gid: uid,
-            groups: vec![],
-        }
-    }
-
-    fn req(action: &str) -> Request {
-        Request {
-            action: action.into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn first_match_wins_and_default_is_deny() {
-        let p = Policy::parse(
-            "[[rule]]\naction = \"image.*\"\ndecision = \"deny\"\nreason = \"no pulls\"\n\
-             [[rule]]\naction = \"*\"\nsubject = \"uid:0\"\ndecision = \"allow\"\n",
-            "t.toml",
-            ACTIONS,
-        )
-        .unwrap();
-        let d = p.decide(&root(), &req("image.pull"));
-        assert_eq!(d.verdict, Verdict::Deny);
-        assert_eq!(d.rule.as_deref(), Some("t.toml:1"));
-        assert_eq!(d.reason, "no pulls");
-        assert_eq!(
-            p.decide(&root(), &req("container.list")).verdict,
-            Verdict::Allow
-        );
-        let d = p.decide(&user(1000), &req("container.list"));
-        assert_eq!((d.verdict, d.rule), (Verdict::Deny, None));
-    }
-
-    #[test]
-    fn builtin_lets_root_work_and_confirms_privileged() {
-        let p = Policy::builtin(ACTIONS).unwrap();
-        assert_eq!(
-            p.decide(&root(), &req("container.create")).verdict,
-            Verdict::Allow
-        );
-        let mut r = req("container.create");
-        r.facts.privileged = true;
-        assert_eq!(p.decide(&root(), &r).verdict, Verdict::Confirm);
-    }
-
-    #[test]
-    fn load_errors_name_the_line() {
-        let e = Policy::parse(
-            "\n[[rule]]\naction = \"container.fly\"\ndecision = \"allow\"\n",
-            "p",
-            ACTIONS,
-        )
-        .unwrap_err();
-        assert_eq!(e.to_string(), "p:2: unknown action \"container.fly\"");
-        let e = Policy::parse(
-            "[[rule]]\naction = \"*\"\ndecision = \"maybe\"\n",
-            "p",
-            ACTIONS,
-        )
-        .unwrap_err();
-        assert!(e.to_string().starts_with("p:3: "), "{e}");
-        let e = Policy::parse(
-            "[[rule]]\naction = \"*\"\ndecision = \"allow\"\nsubject = \"uid:x\"\n",
-            "p",
-            ACTIONS,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("not a number"), "{e}");
-        let e = Policy::parse(
-            "[[rule]]\naction = \"*\"\ndecision = \"allow\"\ncolour = 1\n",
-            "p",
-            ACTIONS,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("colour"), "{e}");
-    }
-}
+mod tests;
