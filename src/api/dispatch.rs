@@ -34,10 +34,19 @@ pub struct Dispatcher {
     audit: AuditLog,
     bus: EventBus,
     images: ImageStore,
+    runtime: crate::runtime::Runtime,
+    execs: std::sync::Arc<crate::api::handlers::container::Execs>,
+    watching: std::sync::OnceLock<()>,
 }
 
 impl Dispatcher {
-    pub fn new(root: StateRoot, policy: Policy, bus: EventBus, images: ImageStore) -> Self {
+    pub fn new(
+        root: StateRoot,
+        policy: Policy,
+        bus: EventBus,
+        images: ImageStore,
+        runtime: crate::runtime::Runtime,
+    ) -> Self {
         let audit = AuditLog::new(root.audit_path());
         Self {
             root,
@@ -45,7 +54,28 @@ impl Dispatcher {
             audit,
             bus,
             images,
+            runtime,
+            execs: Default::default(),
+            watching: std::sync::OnceLock::new(),
         }
+    }
+
+    pub(crate) fn runtime(&self) -> &crate::runtime::Runtime {
+        &self.runtime
+    }
+
+    pub(crate) fn execs(&self) -> &crate::api::handlers::container::Execs {
+        &self.execs
+    }
+
+    pub(crate) fn execs_arc(&self) -> &std::sync::Arc<crate::api::handlers::container::Execs> {
+        &self.execs
+    }
+
+    /// Start turning the runtime's state changes into events (once per process).
+    pub(crate) fn watch_runtime(&self) {
+        self.watching
+            .get_or_init(|| crate::api::watch::spawn(self.runtime.clone(), self.bus.clone()));
     }
 
     pub(crate) fn images(&self) -> &ImageStore {
@@ -63,8 +93,7 @@ impl Dispatcher {
     pub(crate) fn image_use_counts(
         &self,
     ) -> Result<std::collections::HashMap<String, usize>, ApiError> {
-        // Containers arrive with the runtime; until then no image is in use.
-        Ok(std::collections::HashMap::new())
+        Ok(self.container_image_counts())
     }
 
     pub fn root(&self) -> &StateRoot {
@@ -85,27 +114,37 @@ impl Dispatcher {
         self.authorize(caller, &cmd)?;
         match cmd {
             Command::ContainerList { all } => self.container_list(all).await,
-            Command::ContainerCreate { .. } => Err(not_yet("creating containers")),
-            Command::ContainerStart { .. } => Err(not_yet("starting containers")),
-            Command::ContainerStop { .. } => Err(not_yet("stopping containers")),
-            Command::ContainerKill { .. } => Err(not_yet("killing containers")),
-            Command::ContainerRestart { .. } => Err(not_yet("restarting containers")),
-            Command::ContainerPause { .. } => Err(not_yet("pausing containers")),
-            Command::ContainerUnpause { .. } => Err(not_yet("unpausing containers")),
-            Command::ContainerRemove { .. } => Err(not_yet("removing containers")),
-            Command::ContainerRename { .. } => Err(not_yet("renaming containers")),
-            Command::ContainerWait { .. } => Err(not_yet("waiting for containers")),
-            Command::ContainerAttach { .. } => Err(not_yet("attaching to containers")),
-            Command::ContainerResize { .. } => Err(not_yet("resizing container terminals")),
-            Command::ExecCreate { .. } | Command::ExecStart { .. } | Command::ExecResize { .. } => {
-                Err(not_yet("exec"))
+            Command::ContainerCreate { config, pull } => self.container_create(*config, pull).await,
+            Command::ContainerStart { id } => self.container_start(id).await,
+            Command::ContainerStop { id, timeout } => self.container_stop(id, timeout).await,
+            Command::ContainerKill { id, signal } => self.container_kill(id, signal).await,
+            Command::ContainerRestart { id, timeout } => self.container_restart(id, timeout).await,
+            Command::ContainerPause { id } => self.container_pause(id, true).await,
+            Command::ContainerUnpause { id } => self.container_pause(id, false).await,
+            Command::ContainerRemove { id, force } => self.container_remove(id, force).await,
+            Command::ContainerRename { id, name } => self.container_rename(id, name).await,
+            Command::ContainerWait { id, condition } => self.container_wait(id, condition).await,
+            Command::ContainerAttach { id, stdin } => self.container_attach(id, stdin).await,
+            Command::ContainerResize { id, height, width } => {
+                self.container_resize(id, height, width).await
             }
-            Command::ExecInspect { exec_id } => Err(ApiError::NoSuchExec(exec_id)),
-            Command::ContainerLogs { .. } => Err(not_yet("container logs")),
-            Command::ContainerStats { .. } => Err(not_yet("container stats")),
-            Command::ContainerTop { .. } => Err(not_yet("container top")),
-            Command::ContainerInspect { id } => Err(ApiError::NoSuchContainer(id)),
-            Command::ContainerPrune => Err(not_yet("container prune")),
+            Command::ExecCreate { config } => self.exec_create(*config).await,
+            Command::ExecStart {
+                exec_id,
+                detach,
+                console_size,
+            } => self.exec_start(exec_id, detach, console_size).await,
+            Command::ExecResize {
+                exec_id,
+                height,
+                width,
+            } => self.exec_resize(exec_id, height, width).await,
+            Command::ExecInspect { exec_id } => self.exec_inspect(exec_id).await,
+            Command::ContainerLogs { id, options } => self.container_logs(id, options).await,
+            Command::ContainerStats { id, stream } => self.container_stats(id, stream).await,
+            Command::ContainerTop { id } => self.container_top(id).await,
+            Command::ContainerInspect { id } => self.container_inspect(id).await,
+            Command::ContainerPrune => self.container_prune().await,
             Command::ImageList => self.image_list().await,
             Command::ImagePull {
                 reference,
@@ -196,16 +235,21 @@ impl Dispatcher {
         });
     }
 
-    async fn container_list(&self, _all: bool) -> Result<Reply, ApiError> {
-        // No container can exist until the runtime lands in this build.
-        Ok(Reply::Containers(Vec::new()))
-    }
-
     async fn system_info(&self) -> Result<Reply, ApiError> {
+        let states = self.runtime.list().unwrap_or_default();
+        let running = states
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    crate::runtime::Status::Running | crate::runtime::Status::Paused
+                )
+            })
+            .count();
         Ok(Reply::Info(SystemInfo {
             root: self.root.path().display().to_string(),
-            containers: 0,
-            containers_running: 0,
+            containers: states.len(),
+            containers_running: running,
             images: self.images.list(&|_| 0).map(|l| l.len()).unwrap_or(0),
             cgroup_version: cgroup_version().into(),
             policy: self.policy.origin().to_owned(),
@@ -397,7 +441,10 @@ mod dispatcher_tests {
             std::fs::read_dir(root.join("containers")).unwrap().count(),
             0
         );
-        assert_eq!(std::fs::read_dir(root.join("images")).unwrap().count(), 0);
+        let blobs = std::fs::read_dir(root.join("images/blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(blobs, 0, "a denied create pulled blobs");
         // one audit record, and an event saying why
         let audit = AuditLog::new(root.join("audit.log")).tail(10).unwrap();
         assert_eq!(audit.len(), 1);

@@ -33,6 +33,8 @@ pub enum EngineError {
     Policy(#[from] PolicyError),
     #[error("cannot open the image store: {0}")]
     Images(#[from] crate::image::ImageError),
+    #[error("cannot open the container runtime: {0}")]
+    Runtime(#[from] crate::runtime::RuntimeError),
 }
 
 /// The system-wide policy file, used when no `--policy` is given and it exists.
@@ -53,8 +55,9 @@ impl Engine {
         let policy = load_policy(opts.policy.as_deref())?;
         let bus = EventBus::new(root.events_path());
         let images = crate::image::ImageStore::open(root.path())?;
+        let runtime = crate::runtime::Runtime::open(root.path())?;
         Ok(Self {
-            dispatcher: Arc::new(Dispatcher::new(root, policy, bus, images)),
+            dispatcher: Arc::new(Dispatcher::new(root, policy, bus, images, runtime)),
         })
     }
 
@@ -71,7 +74,9 @@ impl Engine {
 
     /// Every event from now on, this process's and other berth processes' on the same root.
     pub fn subscribe(&self) -> std::io::Result<broadcast::Receiver<EventRecord>> {
-        self.dispatcher.bus().subscribe()
+        let rx = self.dispatcher.bus().subscribe()?;
+        self.dispatcher.watch_runtime();
+        Ok(rx)
     }
 
     pub fn root(&self) -> &StateRoot {

@@ -79,6 +79,16 @@ impl EventBus {
         let _ = self.inner.tx.send(record);
     }
 
+    /// Publish to this process's subscribers only, whatever the event. For events every berth
+    /// process derives by itself (container lifecycle, from the runtime's state files).
+    pub fn publish_local(&self, event: Event) {
+        let _ = self.inner.tx.send(EventRecord {
+            time: now_nanos(),
+            origin: self.inner.origin.clone(),
+            event,
+        });
+    }
+
     fn append(&self, record: &EventRecord) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');

@@ -16,6 +16,7 @@ mod handlers;
 mod reply;
 mod root;
 pub mod types;
+mod watch;
 
 pub use command::Command;
 pub use dispatch::{Caller, Dispatcher};
@@ -23,6 +24,6 @@ pub use engine::{Engine, EngineError, EngineOptions, SYSTEM_POLICY, load_policy}
 pub use error::ApiError;
 pub use event::{Event, EventRecord};
 pub use events::EventBus;
-pub use reply::{Reply, SystemInfo, VersionInfo};
+pub use reply::{IoSession, OutputChunk, Reply, SystemInfo, VersionInfo};
 pub use root::{RootLock, StateRoot};
 pub use types::*;

@@ -145,7 +145,8 @@ fn run(args: &[OsString]) -> Result<i32> {
     // The console socket is a host path: connect before entering the mount namespace.
     let console_sock = match &console {
         Some(p) => Some(
-            UnixStream::connect(p).map_err(|e| RuntimeError::io("connect console socket", p, e))?,
+            super::sockpath::connect(p)
+                .map_err(|e| RuntimeError::io("connect console socket", p, e))?,
         ),
         None => None,
     };

@@ -121,7 +121,7 @@ fn run_in_dir(
 /// Send a pty master to a runc-style console socket (SCM_RIGHTS).
 pub fn send_console(sock: &Path, master: &OwnedFd) -> Result<()> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-    let s = std::os::unix::net::UnixStream::connect(sock)
+    let s = super::sockpath::connect(sock)
         .map_err(|e| RuntimeError::io("connect console socket", sock, e))?;
     let fds = [master.as_raw_fd()];
     let name = b"/dev/ptmx";

@@ -826,7 +826,7 @@ impl Runtime {
                     self.dir(id)
                         .dir
                         .join(format!("exec-{}-{}.sock", std::process::id(), nanos()));
-                let l = UnixListener::bind(&p).ctx("bind", &p)?;
+                let l = super::sockpath::bind(&p).ctx("bind", &p)?;
                 cmd.arg("console").arg(&p);
                 cmd.stdin(Stdio::null()).stdout(Stdio::null());
                 listener = Some(l);

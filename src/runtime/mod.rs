@@ -29,6 +29,7 @@ pub mod rootfs;
 pub mod seal;
 pub mod seccomp;
 pub mod signals;
+pub mod sockpath;
 pub mod spec;
 pub mod state;
 pub mod sys;

@@ -86,8 +86,8 @@ pub fn call_keep(sock: &Path, id: &str, req: &Request) -> Result<(Response, Unix
         id: id.into(),
         reason,
     };
-    let mut s =
-        UnixStream::connect(sock).map_err(|e| err(format!("connect {}: {e}", sock.display())))?;
+    let mut s = super::sockpath::connect(sock)
+        .map_err(|e| err(format!("connect {}: {e}", sock.display())))?;
     let mut line = serde_json::to_vec(req).expect("serialisable");
     line.push(b'\n');
     s.write_all(&line).map_err(|e| err(format!("send: {e}")))?;
@@ -234,7 +234,7 @@ impl Monitor {
         let bundle = state.bundle.clone();
         let log = LogWriter::open(&dir.log())?;
         let _ = std::fs::remove_file(dir.socket());
-        let listener = UnixListener::bind(dir.socket()).ctx("bind", dir.socket())?;
+        let listener = super::sockpath::bind(&dir.socket()).ctx("bind", dir.socket())?;
         listener
             .set_nonblocking(true)
             .ctx("nonblock", dir.socket())?;

@@ -110,7 +110,14 @@ fn invalid_policy_refuses_to_start_with_file_and_line() {
 fn unbuilt_subcommands_say_not_yet_supported() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(support::berth_bin())
-        .args(["--root", dir.path().to_str().unwrap(), "stop", "web"])
+        .args([
+            "--root",
+            dir.path().to_str().unwrap(),
+            "run",
+            "-p",
+            "8080:80",
+            "busybox",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -285,7 +285,10 @@ async fn a_pull_from_an_unlisted_registry_is_denied_does_nothing_and_is_audited(
         other => panic!("expected a denial, got {other:?}"),
     }
     let root = engine.root().path();
-    assert_eq!(std::fs::read_dir(root.join("images")).unwrap().count(), 0);
+    let blobs = std::fs::read_dir(root.join("images/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "a denied request stored blobs");
     let audit = AuditLog::new(root.join("audit.log")).tail(10).unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].decision, Verdict::Deny);
@@ -335,7 +338,10 @@ async fn a_writable_bind_is_denied_before_anything_happens() {
         std::fs::read_dir(root.join("containers")).unwrap().count(),
         0
     );
-    assert_eq!(std::fs::read_dir(root.join("images")).unwrap().count(), 0);
+    let blobs = std::fs::read_dir(root.join("images/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "a denied request stored blobs");
 }
 
 #[tokio::test]

@@ -91,6 +91,60 @@ enum Sub {
     Image(ImageSub),
     /// Create and run a new container from an image
     Run(RunArgs),
+    /// Create a new container without starting it
+    Create(RunArgs),
+    /// Start one or more stopped containers
+    Start {
+        /// Attach STDOUT/STDERR and wait for the container
+        #[arg(short, long)]
+        attach: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart one or more containers
+    Restart {
+        #[arg(short = 't', long = "time")]
+        time: Option<u32>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Kill one or more running containers
+    Kill {
+        /// Signal to send to the container
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Pause all processes within one or more containers
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within one or more containers
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Rename a container
+    Rename { container: String, name: String },
+    /// Block until one or more containers stop, then print their exit codes
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Display the running processes of a container
+    Top { container: String },
+    /// Display a live stream of container(s) resource usage statistics
+    Stats {
+        /// Disable streaming stats and only pull the first result
+        #[arg(long)]
+        no_stream: bool,
+        containers: Vec<String>,
+    },
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerSub),
     /// Stop one or more running containers
     Stop {
         /// Seconds to wait before killing the container
@@ -123,6 +177,9 @@ enum Sub {
         tail: Option<String>,
         #[arg(short, long)]
         timestamps: bool,
+        /// Show logs since a timestamp (RFC 3339) or relative (e.g. 42m)
+        #[arg(long)]
+        since: Option<String>,
         container: String,
     },
     /// Return low-level information on containers or images
@@ -142,6 +199,9 @@ enum Sub {
         env: Vec<String>,
         #[arg(short, long)]
         workdir: Option<String>,
+        /// Detached mode: run the command in the background
+        #[arg(short, long)]
+        detach: bool,
         container: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
@@ -152,6 +212,27 @@ enum Sub {
     Info,
     /// Stream the engine's events (of every berth process on this root) as JSON lines
     Events,
+}
+
+#[derive(Subcommand, Debug)]
+enum ContainerSub {
+    /// List containers
+    Ls {
+        #[arg(short, long)]
+        all: bool,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Display detailed information on one or more containers
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove all stopped containers
+    Prune {
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -182,17 +263,156 @@ struct RunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
+    /// Assign a name to the container
     #[arg(long)]
     name: Option<String>,
+    /// Set environment variables
     #[arg(short = 'e', long = "env")]
     env: Vec<String>,
+    /// Keep STDIN open
     #[arg(short, long)]
     interactive: bool,
+    /// Allocate a pseudo-TTY
     #[arg(short, long)]
     tty: bool,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Container host name
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Memory limit (e.g. 512m, 2g)
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap
+    #[arg(long)]
+    memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<u64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// Tune container pids limit (-1 for unlimited)
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// Add Linux capabilities
+    #[arg(long)]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    privileged: bool,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    read_only: bool,
+    /// Security options (no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json)
+    #[arg(long)]
+    security_opt: Vec<String>,
+    /// Restart policy (no, always, unless-stopped, on-failure[:N])
+    #[arg(long, default_value = "no")]
+    restart: String,
+    /// Connect a container to a network (none, host)
+    #[arg(long, default_value = "bridge")]
+    network: String,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Seconds to wait before killing the container on stop
+    #[arg(long)]
+    stop_timeout: Option<u32>,
+    /// Signal to stop the container
+    #[arg(long)]
+    stop_signal: Option<String>,
+    /// Bind mount a volume (/host:/container[:ro])
+    #[arg(short, long = "volume")]
+    volume: Vec<String>,
+    /// Mount a tmpfs directory (/path[:options])
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short, long)]
+    publish: Vec<String>,
+    /// Set metadata on a container (key=value)
+    #[arg(short, long)]
+    label: Vec<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    platform: Option<String>,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+impl RunArgs {
+    fn config(self) -> Result<ContainerConfig, ApiError> {
+        let size = |what: &str, v: &str| {
+            crate::console::parse_size(v).ok_or_else(|| {
+                ApiError::InvalidArgument(format!("invalid {what} {v:?}: use a size like 512m"))
+            })
+        };
+        let memory = self
+            .memory
+            .as_deref()
+            .map(|m| size("--memory", m))
+            .transpose()?;
+        let memory_swap = match self.memory_swap.as_deref() {
+            None => None,
+            Some("-1") => Some(-1),
+            Some(v) => Some(size("--memory-swap", v)? as i64),
+        };
+        Ok(ContainerConfig {
+            image: ImageRef(self.image),
+            name: self.name,
+            cmd: self.command,
+            entrypoint: self
+                .entrypoint
+                .map(|e| if e.is_empty() { vec![] } else { vec![e] }),
+            env: self.env,
+            workdir: self.workdir,
+            user: self.user,
+            hostname: self.hostname,
+            tty: self.tty,
+            open_stdin: self.interactive,
+            memory,
+            memory_swap,
+            cpus: self.cpus,
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus,
+            pids_limit: self.pids_limit,
+            cap_add: self.cap_add,
+            cap_drop: self.cap_drop,
+            privileged: self.privileged,
+            read_only: self.read_only,
+            security_opt: self.security_opt,
+            restart: self.restart.parse().map_err(ApiError::InvalidArgument)?,
+            network: self.network.parse().map_err(ApiError::InvalidArgument)?,
+            publish: self.publish,
+            volumes: self.volume,
+            tmpfs: self.tmpfs,
+            labels: self
+                .label
+                .iter()
+                .map(|l| {
+                    l.split_once('=')
+                        .map_or((l.clone(), String::new()), |(k, v)| (k.into(), v.into()))
+                })
+                .collect(),
+            stop_timeout: self.stop_timeout,
+            stop_signal: self.stop_signal,
+            auto_remove: self.rm,
+            platform: self.platform,
+            ..Default::default()
+        })
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -551,16 +771,9 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             }
         }
         Sub::Run(args) => {
-            let config = ContainerConfig {
-                image: ImageRef(args.image),
-                name: args.name,
-                cmd: args.command,
-                env: args.env,
-                tty: args.tty,
-                open_stdin: args.interactive,
-                auto_remove: args.rm,
-                ..Default::default()
-            };
+            drop(out);
+            let (detach, interactive, tty, rm) = (args.detach, args.interactive, args.tty, args.rm);
+            let config = args.config()?;
             let reply = submit(
                 engine,
                 Command::ContainerCreate {
@@ -572,20 +785,260 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             let Reply::ContainerId(id) = reply else {
                 return Err(unexpected());
             };
-            submit(engine, Command::ContainerStart { id: id.clone() }).await?;
-            if args.detach {
-                let _ = writeln!(out, "{id}");
-            } else if let Reply::ExitCode(code) = submit(
+            if detach {
+                submit(engine, Command::ContainerStart { id: id.clone() }).await?;
+                println!("{id}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Attach first, so no early output is lost; then start; then wait.
+            let Reply::Io(session) = submit(
                 engine,
-                Command::ContainerWait {
-                    id,
-                    condition: berth::api::WaitCondition::NextExit,
+                Command::ContainerAttach {
+                    id: id.clone(),
+                    stdin: interactive,
+                },
+            )
+            .await?
+            else {
+                return Err(unexpected());
+            };
+            let raw = crate::stdio::RawMode::enable(tty);
+            if tty && let Some((h, w)) = crate::stdio::terminal_size() {
+                let _ = submit(
+                    engine,
+                    Command::ContainerResize {
+                        id: id.clone(),
+                        height: h,
+                        width: w,
+                    },
+                )
+                .await;
+            }
+            let condition = if rm {
+                berth::api::WaitCondition::Removed
+            } else {
+                berth::api::WaitCondition::NextExit
+            };
+            let waiter = {
+                let engine = engine.clone();
+                let id = id.clone();
+                tokio::spawn(async move {
+                    engine
+                        .submit(Command::ContainerWait { id, condition })
+                        .await
+                })
+            };
+            if let Err(e) = submit(engine, Command::ContainerStart { id: id.clone() }).await {
+                drop(raw);
+                return Err(e);
+            }
+            crate::stdio::pump(session, interactive).await;
+            let code = match waiter.await {
+                Ok(Ok(Reply::ExitCode(c))) => c,
+                Ok(Err(e)) => return Err(e),
+                _ => return Err(unexpected()),
+            };
+            drop(raw);
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        }
+        Sub::Create(args) => {
+            let config = args.config()?;
+            if let Reply::ContainerId(id) = submit(
+                engine,
+                Command::ContainerCreate {
+                    config: Box::new(config),
+                    pull: true,
                 },
             )
             .await?
             {
-                return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+                let _ = writeln!(out, "{id}");
             }
+        }
+        Sub::Start { attach, containers } => {
+            for c in containers {
+                let id = ContainerId(c.clone());
+                if attach {
+                    drop(out);
+                    let Reply::Io(session) = submit(
+                        engine,
+                        Command::ContainerAttach {
+                            id: id.clone(),
+                            stdin: false,
+                        },
+                    )
+                    .await?
+                    else {
+                        return Err(unexpected());
+                    };
+                    submit(engine, Command::ContainerStart { id: id.clone() }).await?;
+                    crate::stdio::pump(session, false).await;
+                    if let Reply::ExitCode(code) = submit(
+                        engine,
+                        Command::ContainerWait {
+                            id,
+                            condition: berth::api::WaitCondition::NotRunning,
+                        },
+                    )
+                    .await?
+                    {
+                        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+                match submit(engine, Command::ContainerStart { id }).await {
+                    Ok(_) | Err(ApiError::NotModified(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                let _ = writeln!(out, "{c}");
+            }
+        }
+        Sub::Restart { time, containers } => {
+            for c in containers {
+                submit(
+                    engine,
+                    Command::ContainerRestart {
+                        id: ContainerId(c.clone()),
+                        timeout: time,
+                    },
+                )
+                .await?;
+                let _ = writeln!(out, "{c}");
+            }
+        }
+        Sub::Kill { signal, containers } => {
+            for c in containers {
+                submit(
+                    engine,
+                    Command::ContainerKill {
+                        id: ContainerId(c.clone()),
+                        signal: signal.clone(),
+                    },
+                )
+                .await?;
+                let _ = writeln!(out, "{c}");
+            }
+        }
+        Sub::Pause { containers } => {
+            for c in containers {
+                submit(
+                    engine,
+                    Command::ContainerPause {
+                        id: ContainerId(c.clone()),
+                    },
+                )
+                .await?;
+                let _ = writeln!(out, "{c}");
+            }
+        }
+        Sub::Unpause { containers } => {
+            for c in containers {
+                submit(
+                    engine,
+                    Command::ContainerUnpause {
+                        id: ContainerId(c.clone()),
+                    },
+                )
+                .await?;
+                let _ = writeln!(out, "{c}");
+            }
+        }
+        Sub::Rename { container, name } => {
+            submit(
+                engine,
+                Command::ContainerRename {
+                    id: ContainerId(container),
+                    name,
+                },
+            )
+            .await?;
+        }
+        Sub::Wait { containers } => {
+            for c in containers {
+                if let Reply::ExitCode(code) = submit(
+                    engine,
+                    Command::ContainerWait {
+                        id: ContainerId(c),
+                        condition: berth::api::WaitCondition::NotRunning,
+                    },
+                )
+                .await?
+                {
+                    let _ = writeln!(out, "{code}");
+                }
+            }
+        }
+        Sub::Top { container } => {
+            if let Reply::Json(v) = submit(
+                engine,
+                Command::ContainerTop {
+                    id: ContainerId(container),
+                },
+            )
+            .await?
+            {
+                let titles: Vec<&str> = v["Titles"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str())
+                    .collect();
+                let _ = writeln!(out, "{}", titles.join("\t"));
+                for p in v["Processes"].as_array().into_iter().flatten() {
+                    let cols: Vec<&str> = p
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t.as_str())
+                        .collect();
+                    let _ = writeln!(out, "{}", cols.join("\t"));
+                }
+            }
+        }
+        Sub::Stats {
+            no_stream,
+            containers,
+        } => {
+            drop(out);
+            let ids: Vec<String> = if containers.is_empty() {
+                let Reply::Containers(list) =
+                    submit(engine, Command::ContainerList { all: false }).await?
+                else {
+                    return Err(unexpected());
+                };
+                list.into_iter().map(|c| c.id.0).collect()
+            } else {
+                containers
+            };
+            print_stats(engine, ids, !no_stream).await?;
+        }
+        Sub::Container(ContainerSub::Prune { force }) => {
+            if !force && !confirm("This removes all stopped containers.") {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Reply::Pruned { removed, .. } = submit(engine, Command::ContainerPrune).await? {
+                for r in removed {
+                    let _ = writeln!(out, "{r}");
+                }
+            }
+        }
+        Sub::Container(ContainerSub::Ls { all, quiet }) => {
+            return Box::pin(one_shot(engine, Sub::Ps { all, quiet })).await;
+        }
+        Sub::Container(ContainerSub::Inspect { containers }) => {
+            let mut all = Vec::new();
+            for c in containers {
+                if let Reply::Json(v) =
+                    submit(engine, Command::ContainerInspect { id: ContainerId(c) }).await?
+                {
+                    all.push(v);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&all).unwrap_or_default()
+            );
         }
         Sub::Stop { time, containers } => {
             for c in containers {
@@ -637,8 +1090,10 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             follow,
             tail,
             timestamps,
+            since,
             container,
         } => {
+            drop(out);
             let tail =
                 match tail.as_deref() {
                     None | Some("all") => None,
@@ -646,22 +1101,45 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                         ApiError::InvalidArgument(format!("--tail {n}: not a number"))
                     })?),
                 };
+            let since = since.as_deref().map(parse_since).transpose()?;
             let options = LogOptions {
                 follow,
                 tail,
+                since,
                 timestamps,
                 stdout: true,
                 stderr: true,
                 ..Default::default()
             };
-            submit(
+            let Reply::Logs(mut rx) = submit(
                 engine,
                 Command::ContainerLogs {
                     id: ContainerId(container),
                     options,
                 },
             )
-            .await?;
+            .await?
+            else {
+                return Err(unexpected());
+            };
+            while let Some(l) = rx.recv().await {
+                let ts = if timestamps {
+                    format!("{} ", crate::console::view::rfc3339(l.time))
+                } else {
+                    String::new()
+                };
+                let r = match l.stream {
+                    berth::api::Stream::Stdout => {
+                        writeln!(std::io::stdout().lock(), "{ts}{}", l.line)
+                    }
+                    berth::api::Stream::Stderr => {
+                        writeln!(std::io::stderr().lock(), "{ts}{}", l.line)
+                    }
+                };
+                if r.is_err() {
+                    break;
+                }
+            }
         }
         Sub::Inspect { names } => {
             let mut all = Vec::new();
@@ -701,9 +1179,11 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             user,
             env,
             workdir,
+            detach,
             container,
             command,
         } => {
+            drop(out);
             let config = berth::api::ExecConfig {
                 container: ContainerId(container),
                 cmd: command,
@@ -714,13 +1194,57 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 stdin: interactive,
                 privileged: false,
             };
-            submit(
+            let Reply::ExecId(exec_id) = submit(
                 engine,
                 Command::ExecCreate {
                     config: Box::new(config),
                 },
             )
+            .await?
+            else {
+                return Err(unexpected());
+            };
+            let console_size = if tty {
+                crate::stdio::terminal_size()
+            } else {
+                None
+            };
+            let reply = submit(
+                engine,
+                Command::ExecStart {
+                    exec_id: exec_id.clone(),
+                    detach,
+                    console_size,
+                },
+            )
             .await?;
+            if let Reply::Io(session) = reply {
+                let raw = crate::stdio::RawMode::enable(tty);
+                crate::stdio::pump(session, interactive).await;
+                drop(raw);
+            }
+            if detach {
+                return Ok(ExitCode::SUCCESS);
+            }
+            // The output closed: the process ended; its exit code follows at once.
+            for _ in 0..200 {
+                if let Reply::Exec(info) = submit(
+                    engine,
+                    Command::ExecInspect {
+                        exec_id: exec_id.clone(),
+                    },
+                )
+                .await?
+                    && let Some(code) = info.exit_code
+                {
+                    return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            return Err(ApiError::engine(
+                "exec",
+                "the process's exit code did not arrive",
+            ));
         }
         Sub::Version => {
             let Reply::Version(v) = submit(engine, Command::SystemVersion).await? else {
@@ -810,6 +1334,118 @@ fn tempfile_in(engine: &Engine) -> Result<PathBuf, ApiError> {
     let dir = engine.root().path().join("tmp");
     std::fs::create_dir_all(&dir).map_err(|e| ApiError::engine("creating a temp dir", e))?;
     Ok(dir.join(format!("archive-{}-{:x}.tar", std::process::id(), now())))
+}
+
+/// Ask a yes/no question on the terminal; no terminal means no.
+fn confirm(what: &str) -> bool {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        eprintln!("berth: not a terminal: use --force");
+        return false;
+    }
+    eprint!("{what} Continue? [y/N] ");
+    let mut a = String::new();
+    let _ = std::io::stdin().read_line(&mut a);
+    matches!(a.trim(), "y" | "Y" | "yes")
+}
+
+/// `--since`: RFC 3339, unix seconds, or a duration ago (`10s`, `42m`, `2h`).
+fn parse_since(s: &str) -> Result<i64, ApiError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp_nanos() as i64);
+    }
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(secs * 1_000_000_000);
+    }
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let mult: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(ApiError::InvalidArgument(format!(
+                "--since {s:?}: use RFC 3339, unix seconds or a duration like 10m"
+            )));
+        }
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| ApiError::InvalidArgument(format!("--since {s:?}: not a duration")))?;
+    Ok(now - n * mult * 1_000_000_000)
+}
+
+/// `berth stats`: a table of samples, once or refreshed.
+async fn print_stats(engine: &Engine, ids: Vec<String>, stream: bool) -> Result<(), ApiError> {
+    use crate::console::view::human_size;
+    let mut rxs = Vec::new();
+    for id in &ids {
+        if let Reply::Stats(rx) = submit(
+            engine,
+            Command::ContainerStats {
+                id: ContainerId(id.clone()),
+                stream,
+            },
+        )
+        .await?
+        {
+            rxs.push((id.clone(), rx));
+        }
+    }
+    let header = format!(
+        "{:<14} {:>7} {:>22} {:>7} {:>20} {:>20} {:>5}",
+        "CONTAINER ID", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"
+    );
+    loop {
+        let mut lines = vec![header.clone()];
+        let mut any = false;
+        for (id, rx) in &mut rxs {
+            let Some(s) = rx.recv().await else { continue };
+            any = true;
+            let limit = s.memory_limit.unwrap_or(0);
+            let pct = if limit > 0 {
+                s.memory_bytes as f64 * 100.0 / limit as f64
+            } else {
+                0.0
+            };
+            lines.push(format!(
+                "{:<14} {:>6.2}% {:>22} {:>6.2}% {:>20} {:>20} {:>5}",
+                &id[..id.len().min(12)],
+                s.cpu_percent,
+                format!(
+                    "{} / {}",
+                    human_size(s.memory_bytes),
+                    if limit > 0 {
+                        human_size(limit)
+                    } else {
+                        "-".into()
+                    }
+                ),
+                pct,
+                format!("{} / {}", human_size(s.net_rx), human_size(s.net_tx)),
+                format!(
+                    "{} / {}",
+                    human_size(s.block_read),
+                    human_size(s.block_write)
+                ),
+                s.pids
+            ));
+        }
+        if !any {
+            return Ok(());
+        }
+        let mut o = std::io::stdout().lock();
+        if stream {
+            let _ = write!(o, "\x1b[2J\x1b[H");
+        }
+        let _ = writeln!(o, "{}", lines.join("\n"));
+        let _ = o.flush();
+        if !stream {
+            return Ok(());
+        }
+    }
 }
 
 fn unexpected() -> ApiError {

@@ -11,6 +11,7 @@
 
 mod cli;
 mod console;
+mod stdio;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();

@@ -1,3 +1,4 @@
 //! The dispatcher's handlers, one file per part of the engine.
 
-mod image;
+pub(crate) mod container;
+pub(crate) mod image;

@@ -15,6 +15,7 @@ pub mod view;
 mod views;
 
 pub use app::{App, Effect, Job, JobError, Msg, Query};
+pub use popup::parse_size;
 pub use theme::Theme;
 pub use view::View;
 

@@ -1,0 +1,108 @@
+//! Container lifecycle events from the runtime's state files.
+//!
+//! Every berth process on a root watches the containers' state files (inotify, through the
+//! runtime's `Watcher`) and turns each change into events for its own subscribers. A container
+//! that exits while nobody's command is running — its monitor records the exit — is seen by
+//! every console at once, and nothing needs to go through the shared journal.
+
+use super::event::Event;
+use super::events::EventBus;
+use super::handlers::container::{Record, api_state};
+use super::types::{ContainerId, ContainerState};
+use crate::runtime::{Runtime, State};
+use std::collections::HashMap;
+
+/// Start the watcher thread. Failure to watch is reported as an event, not fatal.
+pub(crate) fn spawn(runtime: Runtime, bus: EventBus) {
+    let started = std::thread::Builder::new()
+        .name("berth-watch".into())
+        .spawn(move || {
+            let mut watcher = match runtime.watch() {
+                Ok(w) => w,
+                Err(e) => {
+                    bus.publish_local(Event::Error {
+                        context: "watching containers".into(),
+                        message: e.to_string(),
+                    });
+                    return;
+                }
+            };
+            let mut last: HashMap<String, (ContainerState, u32)> = runtime
+                .list()
+                .unwrap_or_default()
+                .iter()
+                .map(|st| (st.id.as_str().to_owned(), (api_state(st), st.restart_count)))
+                .collect();
+            loop {
+                let changes = match watcher.read_changes() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        bus.publish_local(Event::Error {
+                            context: "watching containers".into(),
+                            message: e.to_string(),
+                        });
+                        return;
+                    }
+                };
+                for change in changes {
+                    let key = change.id.as_str().to_owned();
+                    let id = ContainerId(key.clone());
+                    match change.state {
+                        None => {
+                            if last.remove(&key).is_some() {
+                                bus.publish_local(Event::ContainerRemoved { id });
+                            }
+                        }
+                        Some(st) => {
+                            let now = (api_state(&st), st.restart_count);
+                            let before = last.insert(key, now);
+                            for e in transition(&runtime, &st, before, now, id) {
+                                bus.publish_local(e);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = started {
+        eprintln!("berth: cannot start the container watcher: {e}");
+    }
+}
+
+/// The events a state change means.
+fn transition(
+    runtime: &Runtime,
+    st: &State,
+    before: Option<(ContainerState, u32)>,
+    now: (ContainerState, u32),
+    id: ContainerId,
+) -> Vec<Event> {
+    use ContainerState as S;
+    let mut out = Vec::new();
+    if before.is_none() {
+        let rec: Option<Record> = runtime
+            .record(&st.id)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok());
+        out.push(Event::ContainerCreated {
+            id: id.clone(),
+            name: rec.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
+            image: rec.map(|r| r.image).unwrap_or_default(),
+        });
+    }
+    let prev = before.map(|b| b.0).unwrap_or(S::Created);
+    match (prev, now.0) {
+        (a, b) if a == b && before.map(|b| b.1) == Some(now.1) => {}
+        (S::Paused, S::Running) => out.push(Event::ContainerUnpaused { id }),
+        (_, S::Paused) => out.push(Event::ContainerPaused { id }),
+        (_, S::Running) => out.push(Event::ContainerStarted { id }),
+        (_, S::Restarting) => out.push(Event::ContainerRestarting { id }),
+        (_, S::Exited | S::Dead) => out.push(Event::ContainerExited {
+            id,
+            exit_code: st.exit_code.unwrap_or(-1),
+            oom_killed: st.oom_killed,
+        }),
+        (_, S::Created) => {}
+    }
+    out
+}
