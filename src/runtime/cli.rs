@@ -24,6 +24,7 @@ commands:
   delete [-f] ID
   exec [-t] [--console-socket S] [-p process.json] [--pid-file F] [--cwd D] [-e K=V] [-u UID[:GID]] [-d] ID [CMD...]
   ps [--format table|json] ID
+  wait ID            (prints the exit code when the container exits)
   list";
 
 struct Args {
@@ -186,6 +187,11 @@ fn dispatch(args: &[OsString]) -> Result<i32> {
             } else {
                 rt.kill(&id, sig)?
             }
+            Ok(0)
+        }
+        "wait" => {
+            let info = Runtime::open(&root)?.wait(&id()?)?;
+            println!("{}", info.exit_code);
             Ok(0)
         }
         "delete" => {

@@ -10,7 +10,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -160,15 +159,7 @@ fn run(args: &[OsString]) -> Result<i32> {
     let pty = if req.tty || process.terminal {
         let root_fd =
             paths::open_dir(Path::new("/")).map_err(|e| RuntimeError::io("open", "/", e))?;
-        let ptmx = paths::open_in_root(
-            root_fd.as_fd(),
-            Path::new("/dev/pts/ptmx"),
-            OFlag::O_NOFOLLOW,
-        )
-        .map_err(|e| RuntimeError::io("open", "/dev/pts/ptmx", e))?;
-        let path = std::ffi::CString::new(paths::proc_fd(&ptmx).to_string_lossy().as_bytes())
-            .expect("no NUL");
-        let (m, sl) = sys::open_pty_pair(&path).map_err(|e| RuntimeError::sys("open pty", e))?;
+        let (m, sl) = rootfs::open_pty_in(&root_fd)?;
         rootfs::verify_pty_slave(&sl)?;
         if let Some(ws) = req.size {
             let _ = sys::set_winsize(m.as_fd(), ws);

@@ -74,29 +74,76 @@ fn unsafe_path(p: &Path, reason: impl Into<String>) -> RuntimeError {
 }
 
 /// Make sure directory `p` exists below `root` (creating missing components with mode 0755)
-/// and return an O_PATH fd to it.
+/// and return an O_PATH fd to it. Symlinks met on the way are followed as if `root` were `/`
+/// (a dangling one has its target created inside the root, like securejoin's MkdirAll).
 pub fn mkdir_all(root: BorrowedFd<'_>, p: &Path) -> Result<OwnedFd> {
-    let rel = relative(p);
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    let comps = |q: &Path| -> VecDeque<OsString> {
+        q.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut todo = comps(p);
     let mut prefix = PathBuf::new();
-    let mut cur = open_in_root(root, Path::new("."), OFlag::O_DIRECTORY)
-        .map_err(|e| unsafe_path(p, e.to_string()))?;
-    for comp in rel.components() {
-        prefix.push(comp);
-        cur = match open_in_root(root, &prefix, OFlag::O_DIRECTORY) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let name = comp.as_os_str();
-                match nix::sys::stat::mkdirat(cur.as_fd(), name, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-                    Err(e) => {
-                        return Err(unsafe_path(p, format!("mkdir {}: {e}", prefix.display())));
-                    }
-                }
-                open_in_root(root, &prefix, OFlag::O_DIRECTORY)
-                    .map_err(|e| unsafe_path(p, format!("{}: {e}", prefix.display())))?
-            }
-            Err(e) => return Err(unsafe_path(p, format!("{}: {e}", prefix.display()))),
+    let open_prefix = |prefix: &Path| {
+        let q = if prefix.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            prefix
         };
+        open_in_root(root, q, OFlag::O_DIRECTORY)
+            .map_err(|e| unsafe_path(p, format!("{}: {e}", q.display())))
+    };
+    let mut cur = open_prefix(&prefix)?;
+    let mut links = 0;
+    while let Some(comp) = todo.pop_front() {
+        if comp == ".." {
+            prefix.pop();
+            cur = open_prefix(&prefix)?;
+            continue;
+        }
+        let next = prefix.join(&comp);
+        match open_in_root(root, &next, OFlag::O_DIRECTORY) {
+            Ok(fd) => {
+                prefix = next;
+                cur = fd;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                if let Ok(target) = nix::fcntl::readlinkat(cur.as_fd(), comp.as_os_str()) {
+                    // A symlink whose target does not exist yet: continue at its target,
+                    // inside the root.
+                    links += 1;
+                    if links > 40 {
+                        return Err(unsafe_path(p, "too many symlinks"));
+                    }
+                    let t = PathBuf::from(target);
+                    if t.is_absolute() {
+                        prefix = PathBuf::new();
+                        cur = open_prefix(&prefix)?;
+                    }
+                    let mut new = comps(&t);
+                    new.extend(todo);
+                    todo = new;
+                    continue;
+                }
+                match nix::sys::stat::mkdirat(
+                    cur.as_fd(),
+                    comp.as_os_str(),
+                    Mode::from_bits_truncate(0o755),
+                ) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => return Err(unsafe_path(p, format!("mkdir {}: {e}", next.display()))),
+                }
+                cur = open_prefix(&next)?;
+                prefix = next;
+            }
+            Err(e) => return Err(unsafe_path(p, format!("{}: {e}", next.display()))),
+        }
     }
     Ok(cur)
 }
@@ -158,9 +205,11 @@ mod tests {
         std::fs::create_dir_all(root.join("etc")).unwrap();
         let outside = t.path().join("outside");
         std::fs::create_dir(&outside).unwrap();
-        // An absolute symlink and a ../ symlink that would both point outside on the host.
+        // An absolute symlink and a ../ symlink that would both point outside on the host,
+        // and a dangling one naming a host path.
         symlink("/", root.join("abs")).unwrap();
         symlink("../../..", root.join("up")).unwrap();
+        symlink(&outside, root.join("dangling")).unwrap();
         let rfd = open_dir(&root).unwrap();
         let fd = mkdir_all(rfd.as_fd(), Path::new("/abs/outside/x")).unwrap();
         assert_eq!(fd_realpath(&fd).unwrap(), root.join("outside/x"));

@@ -4,9 +4,7 @@
 //!
 //! Every target is resolved with [`super::paths`] and mounted through `/proc/self/fd/N`.
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -535,23 +533,7 @@ const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 /// Open a pty in the container's own devpts, verify both ends (CVE-2025-52565), and bind the
 /// slave on /dev/console.
 fn setup_console(root: &OwnedFd) -> Result<(OwnedFd, OwnedFd)> {
-    let ptmx = paths::open_in_root(root.as_fd(), Path::new("/dev/pts/ptmx"), OFlag::O_NOFOLLOW)
-        .ctx("open", "/dev/pts/ptmx")?;
-    let st = nix::sys::stat::fstat(&ptmx).ctx("stat", "/dev/pts/ptmx")?;
-    let fs = nix::sys::statfs::fstatfs(&ptmx).ctx("statfs", "/dev/pts/ptmx")?;
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR
-        || nix::sys::stat::major(st.st_rdev) != 5
-        || nix::sys::stat::minor(st.st_rdev) != 2
-        || fs.filesystem_type().0 as i64 != DEVPTS_SUPER_MAGIC
-    {
-        return Err(RuntimeError::UnsafePath {
-            path: "/dev/pts/ptmx".into(),
-            reason: "not the devpts ptmx".into(),
-        });
-    }
-    let path = CString::new(paths::proc_fd(&ptmx).as_os_str().as_bytes()).expect("no NUL");
-    let (master, slave) =
-        super::sys::open_pty_pair(&path).map_err(|e| RuntimeError::sys("open pty", e))?;
+    let (master, slave) = open_pty_in(root)?;
     verify_pty_slave(&slave)?;
     let console = paths::touch(root.as_fd(), Path::new("/dev/console"))?;
     let cst = nix::sys::stat::fstat(&console).ctx("stat", "/dev/console")?;
@@ -570,6 +552,30 @@ fn setup_console(root: &OwnedFd) -> Result<(OwnedFd, OwnedFd)> {
         Path::new("/dev/console"),
     )?;
     Ok((master, slave))
+}
+
+/// Open a new pty in the devpts mounted at `<root>/dev/pts`, checking that the ptmx we open
+/// really is the devpts ptmx (not a node or symlink planted by the image).
+pub fn open_pty_in(root: &OwnedFd) -> Result<(OwnedFd, OwnedFd)> {
+    let ptmx = paths::open_in_root_rw(
+        root.as_fd(),
+        Path::new("/dev/pts/ptmx"),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW,
+    )
+    .ctx("open", "/dev/pts/ptmx")?;
+    let st = nix::sys::stat::fstat(&ptmx).ctx("stat", "/dev/pts/ptmx")?;
+    let fs = nix::sys::statfs::fstatfs(&ptmx).ctx("statfs", "/dev/pts/ptmx")?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR
+        || nix::sys::stat::major(st.st_rdev) != 5
+        || nix::sys::stat::minor(st.st_rdev) != 2
+        || fs.filesystem_type().0 != DEVPTS_SUPER_MAGIC
+    {
+        return Err(RuntimeError::UnsafePath {
+            path: "/dev/pts/ptmx".into(),
+            reason: "not the devpts ptmx".into(),
+        });
+    }
+    super::sys::pty_pair(ptmx).map_err(|e| RuntimeError::sys("open pty", e))
 }
 
 /// A pty slave is a char device with a Unix98 pty major (136–143) on devpts.

@@ -359,18 +359,10 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
     cvt_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
 }
 
-/// Open a new pty master from a ptmx fd path and unlock it; returns (master, slave path).
-/// `ptmx` must be the `ptmx` of the devpts instance where the slave should live.
-pub fn open_pty_pair(ptmx: &CStr) -> io::Result<(OwnedFd, OwnedFd)> {
-    // SAFETY: ptmx is NUL-terminated.
-    let m = cvt_int(unsafe {
-        libc::open(
-            ptmx.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    })?;
-    // SAFETY: fresh fd.
-    let master = unsafe { OwnedFd::from_raw_fd(m) };
+/// Given a freshly opened `ptmx` (a new pty master of some devpts instance), unlock it and
+/// open its slave; returns (master, slave). TIOCGPTPEER opens the slave relative to the
+/// master's own devpts instance, so no path lookup (which a container could race) is involved.
+pub fn pty_pair(master: OwnedFd) -> io::Result<(OwnedFd, OwnedFd)> {
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads an int.
     cvt_int(unsafe {
@@ -380,8 +372,6 @@ pub fn open_pty_pair(ptmx: &CStr) -> io::Result<(OwnedFd, OwnedFd)> {
             &unlock as *const libc::c_int,
         )
     })?;
-    // TIOCGPTPEER opens the slave relative to the master's own devpts instance, so no path
-    // lookup (which a container could race) is involved.
     // SAFETY: integer arguments only.
     let s = cvt_int(unsafe {
         libc::ioctl(

@@ -1,0 +1,164 @@
+//! `berth runtime …` on bundle directories (runc's conventions).
+
+use std::process::Command;
+
+use crate::fixture::{self, Env};
+use crate::support;
+
+fn berth(root: &std::path::Path) -> Command {
+    let mut c = Command::new(support::berth_bin());
+    c.arg("runtime").arg("--root").arg(root);
+    c
+}
+
+#[test]
+fn run_isolates_pid_uts_mount_and_network() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("cli-ns");
+    let mut req = env.req(&id, "echo pid=$$; hostname; ls /sys/class/net; awk '{print $5}' /proc/self/mountinfo | tr '\\n' ' '; echo; exit 7");
+    req.hostname = Some("berth-test".into());
+    let b = fixture::bundle(&env.tmp.path().join("bundle"), &req);
+    let root = env.tmp.path().join("cli-root");
+    let out = berth(&root)
+        .arg("run")
+        .arg("--bundle")
+        .arg(&b)
+        .arg(id.as_str())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "exit code propagates; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "pid=1");
+    assert_eq!(lines[1], "berth-test");
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim(),
+        "berth-test"
+    );
+    assert_eq!(
+        lines[2], "lo",
+        "only loopback in the network namespace: {stdout}"
+    );
+    // Its own mount table: exactly what the spec asked for, nothing of the host's.
+    let spec = req.to_spec(std::path::Path::new("/unused")).unwrap();
+    let l = spec.linux.as_ref().unwrap();
+    let allowed = |m: &str| {
+        m == "/"
+            || spec
+                .mounts
+                .iter()
+                .any(|x| x.destination == std::path::Path::new(m))
+            || m.starts_with("/sys/fs/cgroup/")
+            || l.masked_paths.iter().any(|p| p == m)
+            || l.readonly_paths.iter().any(|p| p == m)
+    };
+    let inside: Vec<&str> = lines[3].split_whitespace().collect();
+    assert!(
+        inside.iter().all(|m| allowed(m)),
+        "unexpected mounts in {inside:?}"
+    );
+    assert!(
+        inside.contains(&"/proc")
+            && inside.contains(&"/dev/pts")
+            && inside.contains(&"/dev/mqueue")
+    );
+    assert!(
+        !inside.contains(&"/sys/fs/cgroup/unified"),
+        "host-only mount visible: {inside:?}"
+    );
+    assert!(
+        !root.join("containers").join(id.as_str()).exists(),
+        "state removed after run"
+    );
+    assert!(
+        fixture::cgroup_dirs(&id).is_empty(),
+        "cgroup removed after run"
+    );
+}
+
+#[test]
+fn create_start_state_kill_delete() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("cli-life");
+    let req = env.req(&id, "echo up; exec sleep 1000");
+    let b = fixture::bundle(&env.tmp.path().join("bundle"), &req);
+    let root = env.tmp.path().join("cli-root");
+    let pidfile = env.tmp.path().join("pid");
+    let st = berth(&root)
+        .args(["create", "--bundle"])
+        .arg(&b)
+        .arg("--pid-file")
+        .arg(&pidfile)
+        .arg(id.as_str())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let state = |root: &std::path::Path| -> serde_json::Value {
+        let o = berth(root).args(["state", id.as_str()]).output().unwrap();
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let s = state(&root);
+    assert_eq!(s["status"], "created");
+    assert_eq!(s["ociVersion"], "1.2.0");
+    let pid: i64 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(s["pid"], pid);
+    assert!(
+        berth(&root)
+            .args(["start", id.as_str()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(state(&root)["status"], "running");
+    let ps = berth(&root)
+        .args(["ps", "--format", "json", id.as_str()])
+        .output()
+        .unwrap();
+    let pids: Vec<i64> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(pids, vec![pid]);
+    // delete refuses a running container
+    assert!(
+        !berth(&root)
+            .args(["delete", id.as_str()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        berth(&root)
+            .args(["kill", id.as_str(), "KILL"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rt = berth::runtime::Runtime::open(&root).unwrap();
+    let info = rt.wait(&id).unwrap();
+    assert_eq!(info.exit_code, 137);
+    assert_eq!(state(&root)["status"], "stopped");
+    assert!(
+        berth(&root)
+            .args(["delete", id.as_str()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(!root.join("containers").join(id.as_str()).exists());
+    assert!(fixture::cgroup_dirs(&id).is_empty());
+}

@@ -1,0 +1,184 @@
+//! What a container can and cannot do: capabilities, seccomp, cgroup limits, masked and
+//! read-only paths, bind mounts.
+
+use berth::runtime::{BindMount, SeccompChoice};
+
+use crate::fixture::{self, Env};
+use crate::support;
+
+fn status_field(out: &str, key: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn default_capability_set_is_dockers() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("caps");
+    let (code, out) = env.run(&env.req(
+        &id,
+        "grep -E '^(Cap|Seccomp:|NoNewPrivs)' /proc/self/status",
+    ));
+    assert_eq!(code, 0, "{out}");
+    for k in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(status_field(&out, k), "00000000a80425fb", "{k} in {out}");
+    }
+    assert_eq!(status_field(&out, "CapInh:"), "0000000000000000");
+    assert_eq!(status_field(&out, "Seccomp:"), "2", "seccomp filter mode");
+    assert_eq!(status_field(&out, "NoNewPrivs:"), "0");
+
+    let id = fixture::id("caps-drop");
+    let mut req = env.req(&id, "grep ^CapEff /proc/self/status");
+    req.cap_drop = vec!["ALL".into()];
+    req.cap_add = vec!["NET_BIND_SERVICE".into()];
+    req.no_new_privileges = true;
+    let (_, out) = env.run(&req);
+    assert_eq!(status_field(&out, "CapEff:"), "0000000000000400");
+}
+
+#[test]
+fn seccomp_blocks_unshare_but_unconfined_allows_it() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    // Creating a user namespace needs no capability: only the seccomp profile stops it.
+    let script = "unshare -U true && echo allowed || echo blocked";
+    let id = fixture::id("seccomp");
+    let (_, out) = env.run(&env.req(&id, script));
+    assert!(out.contains("blocked"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    let id = fixture::id("unconfined");
+    let mut req = env.req(&id, script);
+    req.seccomp = SeccompChoice::Unconfined;
+    let (_, out) = env.run(&req);
+    assert!(out.contains("allowed"), "{out}");
+}
+
+#[test]
+fn memory_limit_oom_kills_and_is_reported() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("oom");
+    // tail buffers the "line" forever: /dev/zero has no newline.
+    let mut req = env.req(&id, "tail /dev/zero");
+    req.memory = Some(32 << 20);
+    req.memory_swap = Some(32 << 20);
+    env.rt.create(&req).unwrap();
+    let cg = std::path::Path::new("/sys/fs/cgroup/memory/berth")
+        .join(id.as_str())
+        .join("memory.limit_in_bytes");
+    assert_eq!(
+        std::fs::read_to_string(&cg).unwrap().trim(),
+        (32u64 << 20).to_string()
+    );
+    env.rt.start(&id).unwrap();
+    let info = env.rt.wait(&id).unwrap();
+    assert_eq!(info.exit_code, 137);
+    assert!(info.oom_killed, "OOM kill reported");
+    assert!(env.rt.state(&id).unwrap().oom_killed);
+    env.rt.remove(&id, false).unwrap();
+}
+
+#[test]
+fn pids_limit_stops_forks() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("pids");
+    let mut req = env.req(&id, "for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait");
+    req.pids_limit = Some(4);
+    env.rt.create(&req).unwrap();
+    let max = std::path::Path::new("/sys/fs/cgroup/pids/berth")
+        .join(id.as_str())
+        .join("pids.max");
+    assert_eq!(std::fs::read_to_string(&max).unwrap().trim(), "4");
+    env.rt.start(&id).unwrap();
+    env.rt.wait(&id).unwrap();
+    let out = env.log_text(&id);
+    assert!(
+        out.contains("can't fork") && out.contains("Resource temporarily unavailable"),
+        "{out}"
+    );
+    env.rt.remove(&id, false).unwrap();
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("masked");
+    let script = "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; \
+        echo 1 > /proc/sys/vm/drop_caches && echo sys-writable || echo sys-readonly; \
+        touch /sys/fs/cgroup/x 2>/dev/null && echo cg-writable || echo cg-readonly";
+    let (code, out) = env.run(&env.req(&id, script));
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.contains("can't create") && !l.contains("Read-only"))
+        .collect();
+    assert_eq!(lines[0].trim(), "0", "/proc/timer_list masked: {out}");
+    assert_eq!(lines[1].trim(), "0", "/sys/firmware masked: {out}");
+    // Both are non-empty on the host, so the zeros come from the masks.
+    assert!(!std::fs::read("/proc/timer_list").unwrap().is_empty());
+    assert!(std::fs::read_dir("/sys/firmware").unwrap().next().is_some());
+    assert!(out.contains("sys-readonly"), "{out}");
+    assert!(out.contains("cg-readonly"), "{out}");
+}
+
+#[test]
+fn read_only_rootfs_and_bind_mounts() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let host = env.tmp.path().join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("greeting"), "hello from the host\n").unwrap();
+    let rw = env.tmp.path().join("rwdir");
+    std::fs::create_dir(&rw).unwrap();
+    let id = fixture::id("robind");
+    let script = "touch /newfile 2>&1 || true; cat /data/greeting; touch /data/x 2>&1 || true; \
+        echo written > /out/file; touch /tmp/ok 2>&1 || true";
+    let mut req = env.req(&id, script);
+    req.read_only = true;
+    req.binds.push(BindMount {
+        source: host.clone(),
+        destination: "/data".into(),
+        readonly: true,
+        propagation: None,
+    });
+    req.binds.push(BindMount {
+        source: rw.clone(),
+        destination: "/out".into(),
+        readonly: false,
+        propagation: None,
+    });
+    let (code, out) = env.run(&req);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("touch: /newfile: Read-only file system"),
+        "{out}"
+    );
+    assert!(out.contains("hello from the host"), "{out}");
+    assert!(
+        out.contains("touch: /data/x: Read-only file system"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rw.join("file")).unwrap(),
+        "written\n"
+    );
+    assert!(!host.join("x").exists());
+}
