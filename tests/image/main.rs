@@ -8,6 +8,7 @@ mod registry;
 mod support;
 
 mod archive;
+mod bench;
 mod escapes;
 mod fixtures;
 mod lying_registry;
