@@ -12,9 +12,12 @@ REG=${REG:-127.0.0.1:5055}
 REF=$REG/bench/big:latest
 RUNS=${RUNS:-5}
 W=${W:-/var/tmp/berth-pull-bench}
-COOLDOWN=${COOLDOWN:-0}
+# ext4 here creates files slowly for a minute after mass deletes (see shared/bench/RESULTS.md):
+# wait that long after cleaning up a previous run before timing anything.
+COOLDOWN=${COOLDOWN:-65}
 cd "$(dirname "$0")/../../.."
-rm -rf "$W"; mkdir -p "$W"
+if [ -e "$W" ]; then rm -rf "$W"; sync; echo "waiting ${COOLDOWN}s after deleting the previous run" >&2; sleep "$COOLDOWN"; fi
+mkdir -p "$W"
 
 cargo test --release -p berth-ui --test image --no-run 2>&1 | tail -1
 BIN=$(ls -t target/release/deps/image-* | grep -v '\.d$' | head -1)
@@ -30,7 +33,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 declare -A T
 run() { # run NAME I COMMAND...
   local name=$1 i=$2; shift 2
-  sync; [ "$COOLDOWN" = 0 ] || sleep "$COOLDOWN"
+  sync
   local t0=$EPOCHREALTIME
   "$@" > "$W/$name-$i.log" 2>&1 || { echo "FAILED: $*" >&2; tail -5 "$W/$name-$i.log" >&2; exit 1; }
   local t1=$EPOCHREALTIME
