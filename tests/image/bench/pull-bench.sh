@@ -65,4 +65,5 @@ awk -v b="$bm" -v p="$pm" 'BEGIN {printf "berth is %.2fx faster than podman pull
 # clean up (untimed): podman's overlay mounts first
 for d in "$W"/podman-*/overlay; do [ -d "$d" ] && grep -o " $d[^ ]*" /proc/mounts | xargs -r -n1 umount 2>/dev/null || true; done
 for d in /run/bpb-*; do umount -R "$d" 2>/dev/null || true; rm -rf "$d"; done
-rm -rf "$W"
+# $W stays: deleting it now would slow whatever creates files next; the next run deletes it.
+echo "results in $W (deleted by the next run)"
