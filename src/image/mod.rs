@@ -43,7 +43,7 @@ pub use ops::{HistoryEntry, ImageDetails, ImageSummary, Removed};
 pub use pull::{Phase, ProgressUpdate};
 pub use reference::Reference;
 pub use registry::RegistryOptions;
-pub use snapshot::{Rootfs, SnapshotMode};
+pub use snapshot::{PreparedRootfs, Rootfs, SnapshotMode};
 
 use error::Result;
 use layers::LayerStore;

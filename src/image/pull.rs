@@ -111,7 +111,29 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// Runs one layer through hash → (store) → decompress → hash → unpack. Blocking.
+/// Decompresses, hashes (diff id) and unpacks one layer stream. Blocking.
+fn unpack_stream(
+    src: impl Read,
+    compression: Compression,
+    dest: &Path,
+    name: &str,
+) -> Result<(Digest, UnpackStats)> {
+    let bad = |e: io::Error| ImageError::BadLayer {
+        layer: name.into(),
+        reason: e.to_string(),
+    };
+    let dec: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(src),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(src)),
+        Compression::Zstd => Box::new(zstd::Decoder::new(src).map_err(bad)?),
+    };
+    let mut hr = HashingReader::new(dec);
+    let stats = unpack_layer(&mut hr, dest, name)?;
+    let (diff, _) = hr.finish().map_err(bad)?;
+    Ok((diff, stats))
+}
+
+/// Runs one stored layer through hash → decompress → hash → unpack. Blocking.
 fn process_layer(
     src: impl Read,
     blob: Option<BlobWriter>,
@@ -424,25 +446,35 @@ impl ImageStore {
                     }
                     registry_error(r, e)
                 })?;
-            let writer = self.content.ingest()?;
-            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
-            let staging2 = staging.clone();
-            let name2 = name.clone();
-            let blocking = tokio::task::spawn_blocking(move || {
-                let src = ChannelReader {
-                    rx,
-                    cur: Bytes::new(),
-                };
-                process_layer(
-                    src,
-                    Some(writer),
-                    compression,
-                    staging2.as_deref(),
-                    &name2,
-                    None,
-                )
+            // Two consumers of the download: the blob writer (hash, write, fsync as soon as
+            // the last byte is in) and the unpacker (decompress, hash, extract). The writer gets
+            // every byte even if the unpacker stops early, so the digest verdict comes first.
+            let mut writer = self.content.ingest()?;
+            let (btx, mut brx) = tokio::sync::mpsc::channel::<Bytes>(512);
+            let blob_task = tokio::task::spawn_blocking(move || -> io::Result<BlobWriter> {
+                while let Some(b) = brx.blocking_recv() {
+                    io::Write::write_all(&mut writer, &b)?;
+                }
+                writer.sync()?;
+                Ok(writer)
             });
-            // Pump the download into the pipeline, reporting bytes.
+            let unpack_task = staging.clone().map(|dir| {
+                let (utx, rx) = tokio::sync::mpsc::channel::<Bytes>(512);
+                let name2 = name.clone();
+                let task = tokio::task::spawn_blocking(move || {
+                    let src = ChannelReader {
+                        rx,
+                        cur: Bytes::new(),
+                    };
+                    unpack_stream(src, compression, &dir, &name2)
+                });
+                (utx, task)
+            });
+            let (mut utx, unpack_task) = match unpack_task {
+                Some((tx, task)) => (Some(tx), Some(task)),
+                None => (None, None),
+            };
+            // Pump the download into both, reporting bytes.
             let got = AtomicU64::new(0);
             let mut stream_err: Option<String> = None;
             let mut last = Instant::now();
@@ -451,8 +483,13 @@ impl ImageStore {
                 match chunk {
                     Ok(b) => {
                         let n = got.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
-                        if tx.send(b).await.is_err() {
-                            break; // the unpacker stopped (an error it will report)
+                        if let Some(tx) = &utx
+                            && tx.send(b.clone()).await.is_err()
+                        {
+                            utx = None; // the unpacker stopped (an error it will report)
+                        }
+                        if btx.send(b).await.is_err() {
+                            break; // the writer failed (an error it will report)
                         }
                         if last.elapsed() >= Duration::from_millis(100) {
                             last = Instant::now();
@@ -472,12 +509,37 @@ impl ImageStore {
                     }
                 }
             }
-            drop(tx);
-            report(Phase::Verifying, got.load(Ordering::Relaxed));
-            let out = blocking.await.map_err(|e| ImageError::BadLayer {
+            drop(utx);
+            drop(btx);
+            // Downloaded; the unpacker may still be catching up.
+            report(Phase::Extracting, got.load(Ordering::Relaxed));
+            let task_err = |e: tokio::task::JoinError| ImageError::BadLayer {
                 layer: name.clone(),
-                reason: format!("unpack task failed: {e}"),
-            })?;
+                reason: format!("layer task failed: {e}"),
+            };
+            let blob = blob_task.await.map_err(task_err).and_then(|r| {
+                r.map_err(|e| ImageError::io("write blob", self.content.dir().join("ingest"), e))
+            });
+            let unpack = match unpack_task {
+                Some(t) => Some(t.await.map_err(task_err)),
+                None => None,
+            };
+            let (blob, unpack) = match (blob, unpack.transpose()) {
+                (Ok(b), Ok(u)) => (b, u),
+                (Err(e), _) | (_, Err(e)) => {
+                    if let Some(s) = &staging {
+                        self.layers.discard(s);
+                    }
+                    return Err(e);
+                }
+            };
+            report(Phase::Verifying, got.load(Ordering::Relaxed));
+            let out = LayerOutcome {
+                compressed: blob.digest(),
+                compressed_len: blob.written(),
+                unpack,
+                blob: Some(blob),
+            };
             (out, stream_err)
         };
         let (out, stream_err) = outcome;

@@ -215,6 +215,19 @@ impl BlobWriter {
         self.hasher.len()
     }
 
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        self.hasher.clone().finish()
+    }
+
+    /// Flushes the data to disk now (commit will find little left to do).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file
+            .as_ref()
+            .expect("file present until commit")
+            .sync_data()
+    }
+
     /// Verifies the digest (and size) of what was written, fsyncs, and moves the blob into
     /// place. On mismatch the temp file is removed and nothing appears in the store.
     pub fn commit(mut self, expected: Option<&Digest>, size: Option<u64>) -> Result<Digest> {

@@ -20,6 +20,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
@@ -65,6 +66,8 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Result<Unpa
         dirs: Vec::new(),
         buf: vec![0u8; 256 * 1024],
         stats: UnpackStats::default(),
+        euid: nix::unistd::geteuid().as_raw(),
+        egid: nix::unistd::getegid().as_raw(),
     };
     let mut archive = tar::Archive::new(reader);
     let entries = archive
@@ -109,11 +112,13 @@ struct Unpacker {
     root: File,
     layer: String,
     /// The last parent directory opened, by its clean relative path.
-    parent_cache: Option<(PathBuf, File)>,
+    parent_cache: Option<(PathBuf, Rc<File>)>,
     /// Directories whose mode and mtime are set once everything under them is written.
     dirs: Vec<(PathBuf, Meta)>,
     buf: Vec<u8>,
     stats: UnpackStats,
+    euid: u32,
+    egid: u32,
 }
 
 fn how_beneath(flags: OFlag) -> OpenHow {
@@ -209,12 +214,12 @@ impl Unpacker {
     }
 
     /// Opens (creating if missing) the directory `comps`, never following a symlink.
-    fn open_parent(&mut self, comps: &[&OsStr], name: &[u8]) -> Result<File> {
+    fn open_parent(&mut self, comps: &[&OsStr], name: &[u8]) -> Result<Rc<File>> {
         let rel: PathBuf = comps.iter().collect();
         if let Some((p, f)) = &self.parent_cache
             && *p == rel
         {
-            return f.try_clone().map_err(|e| self.io_err(name, "dup", e));
+            return Ok(f.clone());
         }
         let dir = if comps.is_empty() {
             self.root
@@ -237,8 +242,8 @@ impl Unpacker {
                 Err(e) => return Err(self.io_err(name, "open parent", e)),
             }
         };
-        let keep = dir.try_clone().map_err(|e| self.io_err(name, "dup", e))?;
-        self.parent_cache = Some((rel, keep));
+        let dir = Rc::new(dir);
+        self.parent_cache = Some((rel, dir.clone()));
         Ok(dir)
     }
 
@@ -310,7 +315,7 @@ impl Unpacker {
         let leaf_bytes = leaf.as_bytes();
         if leaf_bytes == OPAQUE_MARKER.as_bytes() {
             let dir = self.open_parent(&parents_ref, &raw)?;
-            xattr::FileExt::set_xattr(&dir, OVERLAY_OPAQUE_XATTR, b"y")
+            xattr::FileExt::set_xattr(&*dir, OVERLAY_OPAQUE_XATTR, b"y")
                 .map_err(|e| self.io_err(&raw, "set opaque xattr", e))?;
             return Ok(());
         }
@@ -489,12 +494,16 @@ impl Unpacker {
     }
 
     fn set_fd_meta(&self, f: &File, meta: &Meta, raw: &[u8]) -> Result<()> {
-        fchown(
-            f,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-        )
-        .map_err(|e| self.io_err(raw, "chown", e))?;
+        // A new file already has our ids: no directory is setgid while we unpack (directory
+        // modes are applied at the end), so skip the syscall when the entry wants exactly those.
+        if meta.uid != self.euid || meta.gid != self.egid {
+            fchown(
+                f,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+            )
+            .map_err(|e| self.io_err(raw, "chown", e))?;
+        }
         for (k, v) in &meta.xattrs {
             xattr::FileExt::set_xattr(f, k, v).map_err(|e| self.io_err(raw, "set xattr", e))?;
         }

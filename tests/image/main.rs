@@ -10,6 +10,7 @@ mod registry;
 mod support;
 
 mod archive;
+mod bench;
 mod cli;
 mod escapes;
 mod fixtures;

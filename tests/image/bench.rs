@@ -1,0 +1,19 @@
+//! Not a test: the pull benchmark's driver (tests/image/bench/pull-bench.sh runs it through the
+//! release test binary, one fresh store per run). Ignored unless asked for.
+
+use berth::image::{ImageStore, Reference};
+
+/// Pulls `$BERTH_BENCH_REF` into a fresh store at `$BERTH_BENCH_ROOT`, printing the time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark driver, run by tests/image/bench/pull-bench.sh"]
+async fn bench_pull_once() {
+    let reference = std::env::var("BERTH_BENCH_REF").expect("BERTH_BENCH_REF");
+    let root = std::env::var("BERTH_BENCH_ROOT").expect("BERTH_BENCH_ROOT");
+    let t0 = std::time::Instant::now();
+    let store = ImageStore::open(std::path::Path::new(&root)).unwrap();
+    let id = store
+        .pull(&Reference::parse(&reference).unwrap(), None, |_| {})
+        .await
+        .unwrap();
+    eprintln!("pulled {id} in {:.3} s", t0.elapsed().as_secs_f64());
+}
