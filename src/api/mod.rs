@@ -12,6 +12,7 @@ mod engine;
 mod error;
 mod event;
 mod events;
+pub mod http;
 mod reply;
 mod root;
 pub mod types;
