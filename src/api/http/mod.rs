@@ -19,6 +19,9 @@ mod routes;
 mod stream;
 mod version;
 
+#[cfg(test)]
+mod wire_tests;
+
 pub use version::{API_MAX, API_MIN, ApiVersion};
 
 use super::dispatch::Caller;
@@ -168,7 +171,16 @@ pub async fn serve_on(
     path: &Path,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let router = routes::router(engine);
+    accept_loop(routes::router(engine), listener, path, shutdown).await
+}
+
+/// Accept connections and serve `router` on each, as its peer.
+async fn accept_loop(
+    router: Router,
+    listener: UnixListener,
+    path: &Path,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {

@@ -125,6 +125,33 @@ pub(crate) fn upgraded_response(content_type: &'static str) -> Response {
     r
 }
 
+/// The answer that carries a stdio session: `101 UPGRADED` and the session over the taken-over
+/// connection when the client asked to upgrade, else (old clients) a 200 whose body is the
+/// output.
+pub(crate) fn session_response(
+    session: IoSession,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    upgrade: bool,
+    version: ApiVersion,
+) -> Response {
+    let content_type = output_content_type(session.tty, version);
+    match on_upgrade {
+        Some(on) if upgrade => {
+            spawn_hijack(on, session);
+            upgraded_response(content_type)
+        }
+        _ => {
+            let tty = session.tty;
+            streaming(
+                content_type,
+                futures_util::StreamExt::map(from_receiver(session.output), move |c| {
+                    encode_chunk(&c, tty)
+                }),
+            )
+        }
+    }
+}
+
 /// Once the 101 is out, run the session over the taken-over connection.
 pub(crate) fn spawn_hijack(on_upgrade: hyper::upgrade::OnUpgrade, session: IoSession) {
     tokio::spawn(async move {

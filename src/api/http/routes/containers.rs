@@ -1,6 +1,6 @@
 //! `/containers/...`.
 
-use super::{AppState, Params, unexpected};
+use super::{AppState, Begun, Params, unexpected};
 use crate::api::dispatch::Caller;
 use crate::api::http::docker::container::{
     self as dc, CreateBody, config_from_create, list_item, list_matches, list_wants_all,
@@ -314,7 +314,7 @@ pub(super) fn wait_condition(s: Option<&str>) -> HttpResult<WaitCondition> {
 }
 
 /// The body of a wait answer.
-pub(super) fn wait_body(result: Result<i32, String>) -> Value {
+pub(crate) fn wait_body(result: Result<i32, String>) -> Value {
     match result {
         Ok(code) => json!({ "StatusCode": code, "Error": null }),
         Err(message) => json!({ "StatusCode": -1, "Error": { "Message": message } }),
@@ -341,15 +341,28 @@ async fn wait(
         id: cid(id),
         condition,
     };
-    let result = async move {
-        let r = match st.engine.submit_as(&caller, cmd).await {
+    // A refusal by the policy is decided on the first poll: a 403, not an error in the body.
+    let fut = match st.begin(&caller, cmd).await {
+        Begun::Finished(Err(e)) => return Err(e.into()),
+        Begun::Finished(Ok(reply)) => Box::pin(std::future::ready(Ok(reply))) as _,
+        Begun::Running(f) => f,
+    };
+    Ok(wait_response(async move {
+        match fut.await {
             Ok(Reply::ExitCode(code)) => Ok(code),
             Ok(other) => Err(unexpected("wait", &other).message),
             Err(e) => Err(e.to_string()),
-        };
-        wait_body(r)
-    };
-    Ok(stream::json_lines(futures_util::stream::once(result)))
+        }
+    }))
+}
+
+/// 200 with the headers flushed now; the body once `result` is known.
+pub(crate) fn wait_response(
+    result: impl std::future::Future<Output = Result<i32, String>> + Send + 'static,
+) -> Response {
+    stream::json_lines(futures_util::stream::once(async move {
+        wait_body(result.await)
+    }))
 }
 
 async fn attach(
@@ -370,23 +383,9 @@ async fn attach(
         Reply::Io(s) => s,
         other => return Err(unexpected("attach", &other)),
     };
-    let content_type = stream::output_content_type(session.tty, version);
-    match on_upgrade {
-        Some(on) if upgrade => {
-            stream::spawn_hijack(on, session);
-            Ok(stream::upgraded_response(content_type))
-        }
-        // Old clients without Upgrade get the output as a plain body.
-        _ => {
-            let tty = session.tty;
-            Ok(stream::streaming(
-                content_type,
-                futures_util::StreamExt::map(stream::from_receiver(session.output), move |c| {
-                    stream::encode_chunk(&c, tty)
-                }),
-            ))
-        }
-    }
+    Ok(stream::session_response(
+        session, on_upgrade, upgrade, version,
+    ))
 }
 
 pub(super) fn size_params(q: &Params) -> HttpResult<(u16, u16)> {
@@ -422,7 +421,7 @@ async fn resize(
 }
 
 /// A log line on the wire: the line, its newline, the timestamp first when asked for.
-pub(super) fn log_bytes(l: &LogLine, timestamps: bool, tty: bool) -> Bytes {
+pub(crate) fn log_bytes(l: &LogLine, timestamps: bool, tty: bool) -> Bytes {
     let mut text = String::with_capacity(l.line.len() + 40);
     if timestamps {
         text.push_str(&rfc3339_nanos(l.time));

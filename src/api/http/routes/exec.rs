@@ -51,22 +51,9 @@ async fn start(
         Reply::Io(s) => s,
         other => return Err(unexpected("exec start", &other)),
     };
-    let content_type = stream::output_content_type(session.tty, version);
-    match on_upgrade {
-        Some(on) if upgrade => {
-            stream::spawn_hijack(on, session);
-            Ok(stream::upgraded_response(content_type))
-        }
-        _ => {
-            let tty = session.tty;
-            Ok(stream::streaming(
-                content_type,
-                futures_util::StreamExt::map(stream::from_receiver(session.output), move |c| {
-                    stream::encode_chunk(&c, tty)
-                }),
-            ))
-        }
-    }
+    Ok(stream::session_response(
+        session, on_upgrade, upgrade, version,
+    ))
 }
 
 async fn resize(

@@ -1,12 +1,12 @@
 //! The routes, one file per object kind. Every handler builds a [`Command`] and submits it as
 //! the connection's [`Caller`]; the dispatcher checks the policy and audits.
 
-mod containers;
+pub(super) mod containers;
 mod events;
 mod exec;
 mod images;
 mod misc;
-mod system;
+pub(super) mod system;
 
 use super::docker::system::HostFacts;
 use super::error::{HttpError, HttpResult};

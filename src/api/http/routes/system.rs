@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// The client's first request: the API version is in the headers (added to every answer), so
 /// ping needs no policy decision. HEAD gets the same headers and no body.
-pub(super) async fn ping(method: Method) -> Response {
+pub(crate) async fn ping(method: Method) -> Response {
     let mut r = if method == Method::HEAD {
         ().into_response()
     } else {
