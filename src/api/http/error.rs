@@ -55,6 +55,10 @@ pub(crate) fn status_of(e: &ApiError) -> StatusCode {
 impl From<ApiError> for HttpError {
     fn from(e: ApiError) -> Self {
         let message = match &e {
+            // Docker's wording, which scripts and tools match on.
+            ApiError::NoSuchContainer(id) => format!("No such container: {id}"),
+            ApiError::NoSuchImage(r) => format!("No such image: {r}"),
+            ApiError::NoSuchExec(id) => format!("No such exec instance: {id}"),
             ApiError::ConfirmationRequired { .. } => format!(
                 "{e} (the API cannot ask for confirmation; use the berth console, or change the policy)"
             ),
@@ -103,17 +107,17 @@ mod tests {
             (
                 ApiError::NoSuchContainer("web".into()),
                 404,
-                "no such container: web",
+                "No such container: web",
             ),
             (
                 ApiError::NoSuchImage("busybox".into()),
                 404,
-                "no such image: busybox",
+                "No such image: busybox",
             ),
             (
                 ApiError::NoSuchExec("e1".into()),
                 404,
-                "no such exec instance: e1",
+                "No such exec instance: e1",
             ),
             (ApiError::Conflict("it runs".into()), 409, "it runs"),
             (

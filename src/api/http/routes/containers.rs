@@ -69,6 +69,10 @@ async fn list(
     q: Params,
 ) -> HttpResult<Json<Value>> {
     let filters = q.filters()?;
+    // Checked up front: with nothing to list, a bad filter would otherwise pass unnoticed.
+    filters
+        .only(dc::LIST_FILTERS)
+        .map_err(HttpError::bad_request)?;
     let all = list_wants_all(q.flag("all"), &filters);
     let mut list = match st.submit(&caller, Command::ContainerList { all }).await? {
         Reply::Containers(l) => l,

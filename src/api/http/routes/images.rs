@@ -48,6 +48,9 @@ async fn list(
     q: Params,
 ) -> HttpResult<Json<Value>> {
     let filters = q.filters()?;
+    filters
+        .only(di::LIST_FILTERS)
+        .map_err(HttpError::bad_request)?;
     let images = match st.submit(&caller, Command::ImageList).await? {
         Reply::Images(l) => l,
         other => return Err(unexpected("image list", &other)),
