@@ -248,3 +248,50 @@ async fn handle(
     version::stamp(resp.headers_mut());
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[tokio::test]
+    async fn the_socket_is_0660_owned_by_the_group_when_it_exists() {
+        // chown to a group one is not in needs root.
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "this test needs root");
+            eprintln!("skipping: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/berth.sock");
+        let group = nix::unistd::Group::from_name("nogroup")
+            .unwrap()
+            .expect("Debian has a nogroup group");
+        let _l = bind(&path, Some("nogroup")).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o660);
+        assert_eq!(meta.gid(), group.gid.as_raw());
+        // A group that does not exist leaves the socket to the server's group.
+        let other = dir.path().join("other.sock");
+        let _m = bind(&other, Some("berth-no-such-group")).unwrap();
+        assert_eq!(
+            std::fs::metadata(&other).unwrap().gid(),
+            nix::unistd::getegid().as_raw()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        // Left behind by a crash: a socket file nobody listens on.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let live = bind(&path, None).unwrap();
+        match bind(&path, None) {
+            Err(ServeError::InUse(p)) => assert_eq!(p, path),
+            other => panic!("expected InUse, got {:?}", other.map(|_| ())),
+        }
+        drop(live);
+    }
+}

@@ -152,6 +152,36 @@ pub(crate) fn session_response(
     }
 }
 
+/// Keep only the streams a client attached to (`stdout=`, `stderr=` of attach). A TTY's output
+/// is all stdout.
+pub(crate) fn only_streams(session: IoSession, stdout: bool, stderr: bool) -> IoSession {
+    if stdout && stderr {
+        return session;
+    }
+    let IoSession {
+        stdin,
+        mut output,
+        tty,
+    } = session;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(c) = output.recv().await {
+            let keep = match c.stream {
+                OutStream::Stdout => stdout,
+                OutStream::Stderr => stderr,
+            };
+            if keep && tx.send(c).await.is_err() {
+                return;
+            }
+        }
+    });
+    IoSession {
+        stdin,
+        output: rx,
+        tty,
+    }
+}
+
 /// Once the 101 is out, run the session over the taken-over connection.
 pub(crate) fn spawn_hijack(on_upgrade: hyper::upgrade::OnUpgrade, session: IoSession) {
     tokio::spawn(async move {
@@ -342,6 +372,26 @@ mod tests {
             }
         }
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn attach_keeps_only_the_streams_asked_for() {
+        let (tx, rx) = mpsc::channel(8);
+        let s = only_streams(
+            IoSession {
+                stdin: None,
+                output: rx,
+                tty: false,
+            },
+            true,
+            false,
+        );
+        tx.send(chunk(OutStream::Stderr, "e")).await.unwrap();
+        tx.send(chunk(OutStream::Stdout, "o")).await.unwrap();
+        drop(tx);
+        let mut out = s.output;
+        assert_eq!(out.recv().await, Some(chunk(OutStream::Stdout, "o")));
+        assert_eq!(out.recv().await, None);
     }
 
     #[tokio::test]

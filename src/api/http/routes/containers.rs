@@ -387,6 +387,12 @@ async fn attach(
         Reply::Io(s) => s,
         other => return Err(unexpected("attach", &other)),
     };
+    // Docker defaults both to false, but a client that names neither wants the output.
+    let (out, err) = match (q.get("stdout"), q.get("stderr")) {
+        (None, None) => (true, true),
+        _ => (q.flag("stdout"), q.flag("stderr")),
+    };
+    let session = stream::only_streams(session, out, err);
     Ok(stream::session_response(
         session, on_upgrade, upgrade, version,
     ))
