@@ -894,6 +894,34 @@ fn docker_tag_push_rmi() {
 }
 
 #[test]
+#[ignore = "needs the runtime and image manager, and the builder (lead wires them)"]
+fn docker_build_with_the_classic_builder() {
+    if !support::require_root() {
+        return;
+    }
+    let image = test_image();
+    let s = Serve::start(None);
+    ok(&s.docker(&["pull", &image]));
+    let ctx = s.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("hello.txt"), "hello from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {image}\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n"),
+    )
+    .unwrap();
+    let mut c = s.cmd(&["build", "-t", "built:1", ctx.to_str().unwrap()]);
+    c.env("DOCKER_BUILDKIT", "0");
+    let out = ok(&run(c));
+    assert!(out.contains("Successfully built"), "{out}");
+    assert!(out.contains("Successfully tagged built:1"), "{out}");
+    assert_eq!(
+        ok(&s.docker(&["run", "--rm", "built:1"])),
+        "hello from the context\n"
+    );
+}
+
+#[test]
 #[ignore = "needs ImageSave/ImageLoad commands in the dispatcher (not in the Command enum yet)"]
 fn docker_save_then_load() {
     if !support::require_root() {
