@@ -500,6 +500,31 @@ fn docker_events_until_ends_the_stream_and_filters_apply() {
 }
 
 #[test]
+fn following_events_needs_the_right_to_read_engine_facts_and_nothing_more() {
+    if !support::require_root() {
+        return;
+    }
+    let s = Serve::start(Some(
+        "[[rule]]\naction = \"system.info\"\nsubject = \"uid:65534\"\ndecision = \"allow\"\n\n\
+         [[rule]]\naction = \"*\"\nsubject = \"uid:0\"\ndecision = \"allow\"\n\n\
+         [[rule]]\naction = \"*\"\ndecision = \"deny\"\nreason = \"no\"\n",
+    ));
+    let since = (now_secs() - 1).to_string();
+    let until = (now_secs() + 1).to_string();
+    ok(&s.docker_as(NOBODY, &["events", "--since", &since, "--until", &until]));
+    // The implicit container list (for event attributes) was not attempted, so not refused.
+    assert!(
+        !s.audit().contains("container.list"),
+        "an unasked-for refusal was audited:\n{}",
+        s.audit()
+    );
+    // Without the right to read the engine's facts, events are refused with the reason.
+    let s = Serve::start(None);
+    let err = refused(&s.docker_as(NOBODY, &["events", "--since", &since, "--until", &until]));
+    assert!(err.contains("only root may use the engine"), "{err}");
+}
+
+#[test]
 fn ping_answers_head_and_get_with_the_headers_clients_read() {
     if !support::require_root() {
         return;

@@ -45,11 +45,26 @@ pub(super) async fn events(
         .engine
         .subscribe()
         .map_err(|e| HttpError::from(crate::api::ApiError::engine("following events", e)))?;
-    // Names and images of existing containers, for the attributes of their events.
+    // Names and images of existing containers, for the attributes of their events — when the
+    // caller may list them. Asked of the policy directly first, so a caller who may not does
+    // not get an audited refusal of a list they never asked for.
     let mut names = Names::default();
-    if let Ok(Reply::Containers(list)) = st
-        .submit(&caller, Command::ContainerList { all: true })
-        .await
+    let may_list = st
+        .engine
+        .policy()
+        .decide(
+            &caller.subject,
+            &crate::security::Request {
+                action: "container.list".into(),
+                ..Default::default()
+            },
+        )
+        .verdict
+        == crate::security::Verdict::Allow;
+    if may_list
+        && let Ok(Reply::Containers(list)) = st
+            .submit(&caller, Command::ContainerList { all: true })
+            .await
     {
         names.seed(&list);
     }
