@@ -402,3 +402,138 @@ async fn an_unframed_stream_for_clients_that_do_not_upgrade() {
         "{text:?}"
     );
 }
+
+/// A stand-in for one container: its output channel exists from create on (so attach before
+/// start loses nothing); start "runs" it (echo, or exit with a code); wait ends at its exit.
+#[derive(Clone, Default)]
+struct FakeRun {
+    cmd: Arc<Mutex<Vec<String>>>,
+    out_tx: Arc<Mutex<Option<mpsc::Sender<OutputChunk>>>>,
+    out_rx: Arc<Mutex<Option<mpsc::Receiver<OutputChunk>>>>,
+    exit: Arc<Mutex<Option<oneshot::Sender<i32>>>>,
+    exited: Arc<Mutex<Option<oneshot::Receiver<i32>>>>,
+    order: Arc<Mutex<Vec<&'static str>>>,
+}
+
+const FAKE_ID: &str = "f00dfacef00dfacef00dfacef00dfacef00dfacef00dfacef00dfacef00dface";
+
+fn run_router(f: FakeRun) -> Router {
+    use super::docker::container::{CreateBody, config_from_create};
+    Router::new()
+        .route("/_ping", get(ping).head(ping))
+        .route(
+            "/containers/create",
+            post(|State(f): State<FakeRun>, body: Bytes| async move {
+                let b: CreateBody = serde_json::from_slice(&body).unwrap();
+                let (cfg, warnings) = config_from_create(b, None, None).unwrap();
+                *f.cmd.lock().unwrap() = cfg.cmd;
+                let (tx, rx) = mpsc::channel(16);
+                *f.out_tx.lock().unwrap() = Some(tx);
+                *f.out_rx.lock().unwrap() = Some(rx);
+                let (etx, erx) = oneshot::channel();
+                *f.exit.lock().unwrap() = Some(etx);
+                *f.exited.lock().unwrap() = Some(erx);
+                f.order.lock().unwrap().push("create");
+                (
+                    StatusCode::CREATED,
+                    Json(json!({"Id": FAKE_ID, "Warnings": warnings})),
+                )
+            }),
+        )
+        .route(
+            "/containers/{id}/attach",
+            post(
+                |State(f): State<FakeRun>,
+                 Extension(v): Extension<ApiVersion>,
+                 mut req: Request| async move {
+                    f.order.lock().unwrap().push("attach");
+                    let upgrade = stream::wants_upgrade(req.headers());
+                    let on = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+                    let output = f.out_rx.lock().unwrap().take().unwrap();
+                    let session = IoSession {
+                        stdin: None,
+                        output,
+                        tty: false,
+                    };
+                    stream::session_response(session, on, upgrade, v)
+                },
+            ),
+        )
+        .route(
+            "/containers/{id}/wait",
+            post(|State(f): State<FakeRun>| async move {
+                f.order.lock().unwrap().push("wait");
+                let rx = f.exited.lock().unwrap().take().unwrap();
+                wait_response(async move { rx.await.map_err(|e| e.to_string()) })
+            }),
+        )
+        .route(
+            "/containers/{id}/start",
+            post(|State(f): State<FakeRun>| async move {
+                f.order.lock().unwrap().push("start");
+                let cmd = f.cmd.lock().unwrap().clone();
+                let tx = f.out_tx.lock().unwrap().take().unwrap();
+                let exit = f.exit.lock().unwrap().take().unwrap();
+                tokio::spawn(async move {
+                    let code = match cmd.first().map(String::as_str) {
+                        Some("echo") => {
+                            let line = format!("{}\n", cmd[1..].join(" "));
+                            let _ = tx.send(chunk(Stream::Stdout, &line)).await;
+                            0
+                        }
+                        Some("exit") => cmd[1].parse().unwrap(),
+                        _ => 127,
+                    };
+                    drop(tx); // the process is gone and its output drained …
+                    let _ = exit.send(code); // … then the wait completes
+                });
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .with_state(f)
+}
+
+fn start_run(f: FakeRun) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run.sock");
+    let listener = super::bind(&socket, None).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let path = socket.clone();
+    tokio::spawn(async move {
+        let _ = super::accept_loop(run_router(f), listener, &path, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Server {
+        _dir: dir,
+        socket,
+        _stop: stop,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clis_run_choreography_attach_wait_start_prints_hi() {
+    let f = FakeRun::default();
+    let s = start_run(f.clone());
+    let (code, out, err) = docker(&s, &["run", "--rm", "fake", "echo", "hi"], None).await;
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "stderr: {err}");
+    // The CLI attached and registered its wait before it started the container.
+    let order = f.order.lock().unwrap().clone();
+    assert_eq!(order[0], "create");
+    assert_eq!(order[3], "start", "{order:?}");
+    assert!(
+        order[1..3].contains(&"attach") && order[1..3].contains(&"wait"),
+        "{order:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clis_run_returns_the_exit_code_and_run_d_prints_the_id() {
+    let s = start_run(FakeRun::default());
+    let (code, _, err) = docker(&s, &["run", "fake", "exit", "5"], None).await;
+    assert_eq!(code, 5, "stderr: {err}");
+    let s = start_run(FakeRun::default());
+    let (code, out, err) = docker(&s, &["run", "-d", "fake", "echo", "x"], None).await;
+    assert_eq!((code, out.trim()), (0, FAKE_ID), "stderr: {err}");
+}
