@@ -30,7 +30,6 @@ const T: Duration = Duration::from_secs(20);
 #[derive(Clone, Default)]
 struct Fake {
     execs: Arc<Mutex<HashMap<String, ExecConfig>>>,
-    resizes: Arc<Mutex<Vec<(u16, u16)>>>,
     /// Released by the test to complete a pending wait.
     wait_release: Arc<Mutex<Option<oneshot::Receiver<i32>>>>,
 }
@@ -46,6 +45,29 @@ fn chunk(stream: Stream, s: &str) -> OutputChunk {
 /// when stdin closes; without, it prints one line on each stream.
 fn fake_process(cfg: &ExecConfig) -> IoSession {
     let (out_tx, output) = mpsc::channel(16);
+    if cfg.stdin && cfg.tty {
+        // A terminal: echoes what is typed, ends at `q`.
+        let (in_tx, mut in_rx) = mpsc::channel::<Bytes>(16);
+        tokio::spawn(async move {
+            while let Some(b) = in_rx.recv().await {
+                let _ = out_tx
+                    .send(OutputChunk {
+                        stream: Stream::Stdout,
+                        data: b.clone(),
+                    })
+                    .await;
+                if b.contains(&b'q') {
+                    let _ = out_tx.send(chunk(Stream::Stdout, "\r\nTTY-DONE\r\n")).await;
+                    return;
+                }
+            }
+        });
+        return IoSession {
+            stdin: Some(in_tx),
+            output,
+            tty: true,
+        };
+    }
     if cfg.stdin {
         let (in_tx, mut in_rx) = mpsc::channel::<Bytes>(16);
         tokio::spawn(async move {
@@ -106,9 +128,7 @@ fn router(fake: Fake) -> Router {
                     let on = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
                     let body = axum::body::to_bytes(req.into_body(), 1 << 16).await.unwrap();
                     let start: ExecStartBody = serde_json::from_slice(&body).unwrap();
-                    if let Some(size) = start.console_size() {
-                        f.resizes.lock().unwrap().push(size);
-                    }
+                    assert!(!start.detach);
                     let cfg = f.execs.lock().unwrap().get(&id).cloned().unwrap();
                     stream::session_response(fake_process(&cfg), on, upgrade, v)
                 },
@@ -242,6 +262,52 @@ async fn docker_logs_demuxes_the_frames() {
     let (code, out, err) = docker(&s, &["logs", "c1"], None).await;
     assert_eq!((code, out.as_str()), (0, "l1\n"), "stderr: {err}");
     assert_eq!(err, "l2\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_exec_it_under_a_terminal_is_raw_both_ways() {
+    let s = start(Fake::default());
+    let cfg = tempfile::tempdir().unwrap();
+    // `script` gives the CLI a terminal; what we type goes through the hijacked connection.
+    let mut child = tokio::process::Command::new("script")
+        .args([
+            "-qefc",
+            &format!("{} exec -it c1 sh", docker_cli()),
+            "/dev/null",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", s.socket.display()))
+        .env("DOCKER_CONFIG", cfg.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) must be installed");
+    let mut input = child.stdin.take().unwrap();
+    let mut output = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    input.write_all(b"hello").await.unwrap();
+    // Typed bytes come back as the fake terminal's echo (no frame headers on a TTY).
+    while !String::from_utf8_lossy(&seen).contains("hello") {
+        let n = tokio::time::timeout(T, output.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "ended early: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    input.write_all(b"q").await.unwrap();
+    let status = tokio::time::timeout(T, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = output.read_to_end(&mut rest).await;
+    seen.extend_from_slice(&rest);
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("TTY-DONE"), "{text:?}");
+    assert!(!text.contains('\u{1}'), "frame headers on a TTY: {text:?}");
+    assert_eq!(status.code(), Some(EXIT_CODE), "{text:?}");
 }
 
 /// Send a raw request; return the response head and whatever body bytes came with it.
