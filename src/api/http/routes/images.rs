@@ -392,16 +392,18 @@ pub(super) async fn build(
         .collect();
     let dir = ContextDir::new()
         .map_err(|e| HttpError::from(ApiError::engine("making a build context directory", e)))?;
-    let body = axum::body::to_bytes(req.into_body(), MAX_CONTEXT)
-        .await
-        .map_err(|e| HttpError::bad_request(format!("reading the build context: {e}")))?;
-    let path = dir.path.clone();
-    tokio::task::spawn_blocking(move || unpack_context(&body, &path))
-        .await
-        .map_err(|e| HttpError::from(ApiError::engine("unpacking the build context", e)))?
-        .map_err(|e| HttpError::bad_request(format!("unpacking the build context: {e}")))?;
+    // The context goes to disk as it arrives (it can be large), then is unpacked.
+    receive(req.into_body(), &dir.archive(), MAX_CONTEXT).await?;
+    let (archive, context) = (dir.archive(), dir.context());
+    tokio::task::spawn_blocking(move || {
+        let f = std::io::BufReader::new(std::fs::File::open(&archive)?);
+        unpack_context(f, &context)
+    })
+    .await
+    .map_err(|e| HttpError::from(ApiError::engine("unpacking the build context", e)))?
+    .map_err(|e| HttpError::bad_request(format!("unpacking the build context: {e}")))?;
     let config = BuildConfig {
-        context: dir.path.clone(),
+        context: dir.context(),
         dockerfile: q
             .get("dockerfile")
             .filter(|d| !d.is_empty())
@@ -477,7 +479,34 @@ pub(super) async fn build(
 /// The largest build context accepted.
 const MAX_CONTEXT: usize = 4 << 30;
 
-/// A private directory, removed when dropped.
+/// Write a request body to `path`, refusing more than `limit` bytes.
+async fn receive(body: axum::body::Body, path: &std::path::Path, limit: usize) -> HttpResult<()> {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let io_err =
+        |e: std::io::Error| HttpError::from(ApiError::engine("saving the build context", e));
+    let mut file = tokio::fs::File::create(path).await.map_err(io_err)?;
+    let mut body = body;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| HttpError::bad_request(format!("reading the build context: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total > limit {
+                return Err(HttpError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the build context is larger than {limit} bytes"),
+                ));
+            }
+            file.write_all(&data).await.map_err(io_err)?;
+        }
+    }
+    file.flush().await.map_err(io_err)
+}
+
+/// A private directory for one build (the archive as received, and the unpacked context),
+/// removed when dropped.
 struct ContextDir {
     path: std::path::PathBuf,
 }
@@ -487,7 +516,18 @@ impl ContextDir {
         use std::os::unix::fs::DirBuilderExt;
         let path = std::env::temp_dir().join(format!("berth-build-{:016x}", rand::random::<u64>()));
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(path.join("context"))?;
         Ok(Self { path })
+    }
+
+    fn archive(&self) -> std::path::PathBuf {
+        self.path.join("context.tar")
+    }
+
+    fn context(&self) -> std::path::PathBuf {
+        self.path.join("context")
     }
 }
 
@@ -499,8 +539,9 @@ impl Drop for ContextDir {
 
 /// Unpack a tar (plain or gzip) into `dir`. The tar crate refuses entries that would land
 /// outside `dir`; ownership, permissions beyond the mode, and xattrs are not restored.
-fn unpack_context(body: &[u8], dir: &std::path::Path) -> std::io::Result<()> {
-    let reader: Box<dyn std::io::Read> = if body.starts_with(&[0x1f, 0x8b]) {
+fn unpack_context(mut body: impl std::io::BufRead, dir: &std::path::Path) -> std::io::Result<()> {
+    let gzip = body.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn std::io::Read + '_> = if gzip {
         Box::new(flate2::read::GzDecoder::new(body))
     } else {
         Box::new(body)
@@ -527,6 +568,22 @@ mod tests {
         assert_eq!(split_verb("busybox"), ("busybox", ""));
     }
 
+    #[tokio::test]
+    async fn build_contexts_are_saved_as_they_arrive_up_to_a_limit() {
+        let d = ContextDir::new().unwrap();
+        let chunks = futures_util::stream::iter(
+            ["abc", "def"].map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c))),
+        );
+        receive(axum::body::Body::from_stream(chunks), &d.archive(), 6)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(d.archive()).unwrap(), b"abcdef");
+        let err = receive(axum::body::Body::from("1234567"), &d.archive(), 6)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
     #[test]
     fn build_contexts_unpack_plain_and_gzip_and_stay_inside() {
         let mut b = tar::Builder::new(Vec::new());
@@ -537,13 +594,13 @@ mod tests {
         b.append_data(&mut h, "Dockerfile", &data[..]).unwrap();
         let tarball = b.into_inner().unwrap();
         let d = ContextDir::new().unwrap();
-        unpack_context(&tarball, &d.path).unwrap();
+        unpack_context(&tarball[..], &d.path).unwrap();
         assert_eq!(std::fs::read(d.path.join("Dockerfile")).unwrap(), data);
 
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &tarball).unwrap();
         let d2 = ContextDir::new().unwrap();
-        unpack_context(&gz.finish().unwrap(), &d2.path).unwrap();
+        unpack_context(&gz.finish().unwrap()[..], &d2.path).unwrap();
         assert!(d2.path.join("Dockerfile").is_file());
 
         // An entry climbing out of the context is not written outside it.
@@ -557,7 +614,7 @@ mod tests {
         evil.extend_from_slice(b"x");
         evil.resize(evil.len() + 511 + 1024, 0);
         let d3 = ContextDir::new().unwrap();
-        let _ = unpack_context(&evil, &d3.path);
+        let _ = unpack_context(&evil[..], &d3.path);
         assert!(!d3.path.parent().unwrap().join("escape.tx").exists());
         let path = d3.path.clone();
         drop(d3);
