@@ -291,6 +291,16 @@ fn docker_ps_and_images_list_nothing_yet() {
     let images = ok(&s.docker(&["images"]));
     assert_eq!(images.lines().count(), 1, "{images}");
     assert!(images.starts_with("REPOSITORY"), "{images}");
+    let df = ok(&s.docker(&["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]));
+    assert_eq!(
+        df.lines().collect::<Vec<_>>(),
+        [
+            "Images=0",
+            "Containers=0",
+            "Local Volumes=0",
+            "Build Cache=0"
+        ]
+    );
     // An unknown filter is the daemon's 400, shown by the CLI.
     let bad = refused(&s.docker(&["ps", "--filter", "volume=x"]));
     assert!(bad.contains("invalid filter 'volume'"), "{bad}");

@@ -171,6 +171,31 @@ pub(crate) fn info(i: &SystemInfo, host: &HostFacts) -> Value {
     v
 }
 
+/// `GET /system/df`. The engine does not measure containers' writable layers yet: 0.
+pub(crate) fn disk_usage(
+    images: &[crate::api::ImageSummary],
+    containers: &[crate::api::ContainerSummary],
+    now: i64,
+) -> Value {
+    let layers: u64 = images.iter().map(|i| i.size).sum();
+    let containers: Vec<Value> = containers
+        .iter()
+        .map(|c| {
+            let mut v = super::container::list_item(c, now);
+            v["SizeRw"] = json!(0);
+            v["SizeRootFs"] = json!(0);
+            v
+        })
+        .collect();
+    json!({
+        "LayersSize": layers,
+        "Images": images.iter().map(|i| super::image::list_item(i, false)).collect::<Vec<_>>(),
+        "Containers": containers,
+        "Volumes": [],
+        "BuildCache": [],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +209,23 @@ mod tests {
             arch: "x86_64".into(),
             kernel: "6.18.0".into(),
         }
+    }
+
+    #[test]
+    fn disk_usage_sums_the_images() {
+        let img = |size| crate::api::ImageSummary {
+            id: "sha256:a".into(),
+            repo_tags: vec![],
+            repo_digests: vec![],
+            size,
+            created: None,
+            containers: 1,
+        };
+        let j = disk_usage(&[img(10), img(32)], &[], 0);
+        assert_eq!(j["LayersSize"], 42);
+        assert_eq!(j["Images"].as_array().unwrap().len(), 2);
+        assert_eq!(j["Images"][0]["Containers"], 1);
+        assert_eq!(j["Volumes"], json!([]));
     }
 
     #[test]

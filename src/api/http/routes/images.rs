@@ -176,7 +176,12 @@ async fn save() -> HttpError {
     not_yet("saving images (GET /images/get)")
 }
 
-async fn load() -> HttpError {
+async fn load(req: Request) -> HttpError {
+    // Read the archive to its end first: a client still writing it would see its connection
+    // cut instead of the answer.
+    use http_body_util::BodyExt;
+    let mut body = req.into_body();
+    while let Some(Ok(_)) = body.frame().await {}
     not_yet("loading images (POST /images/load)")
 }
 

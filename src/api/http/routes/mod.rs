@@ -137,6 +137,7 @@ pub(crate) fn router(engine: Engine) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(events::events))
+        .route("/system/df", get(system::disk_usage))
         .merge(containers::routes())
         .merge(exec::routes())
         .merge(images::routes())

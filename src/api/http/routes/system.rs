@@ -56,3 +56,26 @@ pub(super) async fn info(
         other => Err(unexpected("info", &other)),
     }
 }
+
+/// `GET /system/df`: what images and containers take, from the engine's lists.
+pub(super) async fn disk_usage(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult<Json<Value>> {
+    let images = match st.submit(&caller, Command::ImageList).await? {
+        Reply::Images(l) => l,
+        other => return Err(unexpected("image list", &other)),
+    };
+    let containers = match st
+        .submit(&caller, Command::ContainerList { all: true })
+        .await?
+    {
+        Reply::Containers(l) => l,
+        other => return Err(unexpected("container list", &other)),
+    };
+    Ok(Json(system::disk_usage(
+        &images,
+        &containers,
+        crate::api::http::docker::now_secs(),
+    )))
+}
