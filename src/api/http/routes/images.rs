@@ -297,7 +297,7 @@ async fn progress_stream<P: Progress>(
                     Ok(rec) => {
                         for m in handle(rec, &mut progress) {
                             if tx.send(m).await.is_err() {
-                                // The client left; the transfer goes on (as dockerd's does).
+                                // The client left: dropping the command cancels the transfer, as dockerd does.
                                 return;
                             }
                         }
