@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod events;
 mod handlers;
+pub mod http;
 mod reply;
 mod root;
 pub mod types;

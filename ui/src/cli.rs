@@ -212,6 +212,12 @@ enum Sub {
     Info,
     /// Stream the engine's events (of every berth process on this root) as JSON lines
     Events,
+    /// Serve the Docker Engine API on a unix socket, for the docker CLI and SDKs
+    Serve {
+        /// The socket to listen on (mode 0660, group `berth` when that group exists)
+        #[arg(long, value_name = "PATH", default_value = berth::api::http::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -1265,6 +1271,23 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 "{}",
                 serde_json::to_string_pretty(&i).unwrap_or_default()
             );
+        }
+        Sub::Serve { socket } => {
+            drop(out);
+            let opts = berth::api::http::ServeOptions {
+                socket,
+                ..Default::default()
+            };
+            let server = berth::api::http::Server::bind(&opts)
+                .map_err(|e| ApiError::engine("berth serve", e))?;
+            eprintln!(
+                "berth: serving the Docker Engine API on unix://{}",
+                server.path().display()
+            );
+            server
+                .run(engine.clone())
+                .await
+                .map_err(|e| ApiError::engine("berth serve", e))?;
         }
         Sub::Events => {
             let mut rx = engine
