@@ -75,6 +75,7 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
     // Nobody in the container may open our /proc entries (exe, mem, fds) while we still run
     // berth's code.
     sys::set_dumpable(false).map_err(io_err("prctl(PR_SET_DUMPABLE)"))?;
+    super::trace_time("child start");
     let userns = spec.has_namespace("user");
     if userns {
         wait_byte(sock, b'M')?;
@@ -116,6 +117,7 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
         userns,
     };
     let (root, console) = rootfs::prepare(&plan, process.terminal)?;
+    super::trace_time("mounts done");
     if let Some((master, slave)) = &console {
         send_fd(sock, b'P', master.as_raw_fd())?;
         let _ = master;
@@ -133,6 +135,7 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
     rootfs::pivot(&root)?;
     drop(root);
     rootfs::finalize(spec)?;
+    super::trace_time("finalize done");
 
     exec_process(
         process,
@@ -230,6 +233,7 @@ pub(crate) fn exec_process(
         wait_byte(sock, b'S')?;
     }
     sys::reset_signals();
+    super::trace_time("about to exec");
     let e = sys::execve(&path, &argv, &envp);
     Err(RuntimeError::Init(format!(
         "exec {:?}: {e}",

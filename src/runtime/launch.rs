@@ -44,6 +44,7 @@ pub fn cgroup_rel(spec: &Spec, id: &str) -> PathBuf {
 /// Create the cgroup and clone the init. On error nothing is left behind.
 pub fn launch(spec: Spec, bundle: &Path, id: &str, opts: &LaunchOpts) -> Result<Launched> {
     let layout = Layout::detect()?;
+    super::trace_time("layout detected");
     let cgroup = Cgroup::host(layout.clone(), cgroup_rel(&spec, id));
     let resources = spec.linux().resources.clone().map(|mut r| {
         if !r.devices.is_empty() {
@@ -55,6 +56,7 @@ pub fn launch(spec: Spec, bundle: &Path, id: &str, opts: &LaunchOpts) -> Result<
         let _ = cgroup.destroy();
         return Err(e);
     }
+    super::trace_time("cgroup created");
     match clone_init(spec, bundle, &cgroup, opts) {
         Ok((pid, sock, master)) => Ok(Launched {
             pid,

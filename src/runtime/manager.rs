@@ -468,6 +468,14 @@ impl Runtime {
         let st = self.state(id)?;
         match st.status {
             Status::Created => Ok(self.call(&dir, &Request::Start)?.state.unwrap_or(st)),
+            Status::Stopped if st.monitor_pid.is_some_and(|p| state::alive(p, 0)) => {
+                Err(RuntimeError::WrongState {
+                    id: id.to_string(),
+                    state: "restarting".into(),
+                    action: "start",
+                    needed: "created or stopped",
+                })
+            }
             Status::Stopped => {
                 self.spawn_monitor(&dir, true)?;
                 self.state(id)

@@ -69,6 +69,7 @@ fn needs_seal(args: &[OsString]) -> bool {
 /// invocation was the runtime's (`runtime …` or a hidden helper entry), `None` otherwise.
 pub fn entry(args: &[OsString]) -> Option<i32> {
     let a0 = args.first()?.to_str()?;
+    trace_time("entry");
     if a0 != "runtime" && !a0.starts_with("__") {
         return None;
     }
@@ -86,4 +87,16 @@ pub fn entry(args: &[OsString]) -> Option<i32> {
             2
         }
     })
+}
+
+/// Debug timing trace (BERTH_TRACE_TIMES=1): wall-clock microseconds and a label on stderr.
+#[doc(hidden)]
+pub fn trace_time(label: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("BERTH_TRACE_TIMES").is_some()) {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!("{:>12} {label}", t.as_micros() % 1_000_000_000);
+    }
 }
