@@ -84,7 +84,7 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .map_err(|e| RuntimeError::sys("setresuid 0", std::io::Error::from(e)))?;
     }
-    for d in &cfg.cgroup_dirs {
+    for d in cfg.cgroup_dirs.iter().filter(|_| !userns) {
         std::fs::write(d.join("cgroup.procs"), b"0")
             .map_err(|e| RuntimeError::io("join cgroup", d, e))?;
     }

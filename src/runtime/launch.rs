@@ -183,6 +183,9 @@ fn clone_init(
             drop(child);
             let result = (|| {
                 if userns {
+                    // The child's credentials are unprivileged on the host now: the
+                    // parent moves it into its cgroup.
+                    cgroup.add_pid(pid)?;
                     write_id_maps(pid, &cfg.spec)?;
                     parent
                         .write_all(b"M")

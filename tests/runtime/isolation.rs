@@ -182,3 +182,44 @@ fn read_only_rootfs_and_bind_mounts() {
     );
     assert!(!host.join("x").exists());
 }
+
+#[test]
+fn user_namespace_maps_container_root_to_an_unprivileged_host_uid() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("userns");
+    let rootfs = env.tmp.path().join("rootfs");
+    fixture::make_busybox_rootfs(&rootfs);
+    assert!(std::process::Command::new("chown").args(["-R", "200000:200000"]).arg(&rootfs).status().unwrap().success());
+    let req = env.req(&id, "id -u; cat /proc/self/uid_map; touch /tmp/x && echo wrote; cat /proc/1/status | grep ^CapEff");
+    let mut spec = req.to_spec(std::path::Path::new("/unused")).unwrap();
+    spec.root = Some(berth::runtime::spec::Root { path: rootfs.clone(), readonly: false });
+    spec.annotations.clear();
+    let l = spec.linux.as_mut().unwrap();
+    l.namespaces.push(berth::runtime::spec::Namespace { kind: "user".into(), path: None });
+    let map = berth::runtime::spec::IdMapping { container_id: 0, host_id: 200000, size: 65536 };
+    l.uid_mappings = vec![map];
+    l.gid_mappings = vec![map];
+    let bundle = env.tmp.path().join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+    let out = std::process::Command::new(support::berth_bin())
+        .args(["runtime", "--root"])
+        .arg(env.tmp.path().join("cli"))
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(id.as_str())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "0", "root inside");
+    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), vec!["0", "200000", "65536"]);
+    assert_eq!(lines[2], "wrote");
+    // The file belongs to the mapped host uid.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(rootfs.join("tmp/x")).unwrap().uid(), 200000);
+}
