@@ -122,6 +122,7 @@ fn clone_init(
         }
         None => None,
     };
+    super::trace_time("seccomp compiled");
     let mut flags = 0;
     let mut join = Vec::new();
     for ns in &spec.linux().namespaces {

@@ -190,14 +190,18 @@ pub fn prepare(
                 escape_overlay(&o.upperdir),
                 escape_overlay(&o.workdir)
             );
-            mnt(
-                Some(Path::new("overlay")),
-                rootfs,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(&data),
-                rootfs,
-            )?;
+            if data.len() < 3500 {
+                mnt(
+                    Some(Path::new("overlay")),
+                    rootfs,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(&data),
+                    rootfs,
+                )?;
+            } else {
+                mount_overlay_fsconfig(o, rootfs)?;
+            }
         }
         None => mnt(
             Some(rootfs),
@@ -233,6 +237,30 @@ pub fn prepare(
         None
     };
     Ok((root, console))
+}
+
+/// Many layers exceed mount(2)'s one-page option string: build the overlay with the new mount
+/// API instead, one `lowerdir+` per layer (Linux 6.8+), and attach it.
+fn mount_overlay_fsconfig(o: &OverlayRootfs, target: &Path) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| RuntimeError::BadRequest(format!("NUL in {p:?}")))
+    };
+    let lowers: Vec<CString> = o.lowerdirs.iter().map(|p| c(p)).collect::<Result<_>>()?;
+    let upper = c(&o.upperdir)?;
+    let work = c(&o.workdir)?;
+    let mut opts: Vec<(&std::ffi::CStr, &std::ffi::CStr)> = lowers
+        .iter()
+        .map(|l| (c"lowerdir+", l.as_c_str()))
+        .collect();
+    opts.push((c"upperdir", &upper));
+    opts.push((c"workdir", &work));
+    let fd = super::sys::fsmount_detached(c"overlay", &opts, 0)
+        .map_err(|e| RuntimeError::sys("overlay (fsconfig)", e))?;
+    super::sys::move_mount_to(fd.as_fd(), &c(target)?)
+        .map_err(|e| RuntimeError::sys(format!("move_mount overlay to {}", target.display()), e))
 }
 
 fn escape_overlay(p: &Path) -> String {

@@ -185,7 +185,12 @@ fn run_with_a_terminal_proxies_stdio() {
         .unwrap();
     child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     assert!(out.contains("/dev/pts/0"), "{out:?}");
     assert!(out.contains("got:hi"), "{out:?}");
@@ -209,10 +214,23 @@ fn create_with_console_socket_sends_the_pty_master() {
         berth::runtime::exec::recv_fd(&s).unwrap()
     });
     let root = env.tmp.path().join("cli-root");
-    let st = berth(&root).args(["create", "--bundle"]).arg(&b).arg("--console-socket").arg(&sock).arg(id.as_str()).status().unwrap();
+    let st = berth(&root)
+        .args(["create", "--bundle"])
+        .arg(&b)
+        .arg("--console-socket")
+        .arg(&sock)
+        .arg(id.as_str())
+        .status()
+        .unwrap();
     assert!(st.success());
     let master = receiver.join().unwrap();
-    assert!(berth(&root).args(["start", id.as_str()]).status().unwrap().success());
+    assert!(
+        berth(&root)
+            .args(["start", id.as_str()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut m = std::fs::File::from(master);
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
@@ -225,5 +243,11 @@ fn create_with_console_socket_sends_the_pty_master() {
     assert!(String::from_utf8_lossy(&out).contains("hello-console"));
     let wait = berth(&root).args(["wait", id.as_str()]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&wait.stdout).trim(), "0");
-    assert!(berth(&root).args(["delete", id.as_str()]).status().unwrap().success());
+    assert!(
+        berth(&root)
+            .args(["delete", id.as_str()])
+            .status()
+            .unwrap()
+            .success()
+    );
 }

@@ -192,19 +192,40 @@ fn user_namespace_maps_container_root_to_an_unprivileged_host_uid() {
     let id = fixture::id("userns");
     let rootfs = env.tmp.path().join("rootfs");
     fixture::make_busybox_rootfs(&rootfs);
-    assert!(std::process::Command::new("chown").args(["-R", "200000:200000"]).arg(&rootfs).status().unwrap().success());
+    assert!(
+        std::process::Command::new("chown")
+            .args(["-R", "200000:200000"])
+            .arg(&rootfs)
+            .status()
+            .unwrap()
+            .success()
+    );
     let req = env.req(&id, "id -u; cat /proc/self/uid_map; touch /tmp/x && echo wrote; cat /proc/1/status | grep ^CapEff");
     let mut spec = req.to_spec(std::path::Path::new("/unused")).unwrap();
-    spec.root = Some(berth::runtime::spec::Root { path: rootfs.clone(), readonly: false });
+    spec.root = Some(berth::runtime::spec::Root {
+        path: rootfs.clone(),
+        readonly: false,
+    });
     spec.annotations.clear();
     let l = spec.linux.as_mut().unwrap();
-    l.namespaces.push(berth::runtime::spec::Namespace { kind: "user".into(), path: None });
-    let map = berth::runtime::spec::IdMapping { container_id: 0, host_id: 200000, size: 65536 };
+    l.namespaces.push(berth::runtime::spec::Namespace {
+        kind: "user".into(),
+        path: None,
+    });
+    let map = berth::runtime::spec::IdMapping {
+        container_id: 0,
+        host_id: 200000,
+        size: 65536,
+    };
     l.uid_mappings = vec![map];
     l.gid_mappings = vec![map];
     let bundle = env.tmp.path().join("bundle");
     std::fs::create_dir(&bundle).unwrap();
-    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .unwrap();
     let out = std::process::Command::new(support::berth_bin())
         .args(["runtime", "--root"])
         .arg(env.tmp.path().join("cli"))
@@ -214,12 +235,72 @@ fn user_namespace_maps_container_root_to_an_unprivileged_host_uid() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "0", "root inside");
-    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), vec!["0", "200000", "65536"]);
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        vec!["0", "200000", "65536"]
+    );
     assert_eq!(lines[2], "wrote");
     // The file belongs to the mapped host uid.
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(rootfs.join("tmp/x")).unwrap().uid(), 200000);
+    assert_eq!(
+        std::fs::metadata(rootfs.join("tmp/x")).unwrap().uid(),
+        200000
+    );
+}
+
+#[test]
+fn overlay_rootfs_with_many_layers_is_mounted_inside_the_container_only() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("layers");
+    let mut req = env.req(
+        &id,
+        "ls /layers | wc -l; cat /layers/f0 /layers/f63; echo new > /written",
+    );
+    let Some(berth::runtime::Rootfs::Overlay(o)) = &mut req.rootfs else {
+        unreachable!()
+    };
+    // 64 layers with long paths: more than mount(2)'s one-page option string holds.
+    let mut lowers = Vec::new();
+    for i in 0..64 {
+        let d = env
+            .tmp
+            .path()
+            .join(format!("layer-{i:02}-{}", "x".repeat(60)));
+        std::fs::create_dir_all(d.join("layers")).unwrap();
+        std::fs::write(
+            d.join("layers").join(format!("f{i}")),
+            format!("layer {i}\n"),
+        )
+        .unwrap();
+        lowers.push(d);
+    }
+    lowers.reverse();
+    lowers.push(fixture::busybox_rootfs().to_path_buf());
+    o.lowerdirs = lowers;
+    let upper = o.upperdir.clone();
+    let (code, out) = env.run(&req);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0].trim(), "64", "{out}");
+    assert_eq!(lines[1], "layer 0");
+    assert_eq!(lines[2], "layer 63");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("written")).unwrap(),
+        "new\n"
+    );
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mi.contains(&*upper.to_string_lossy()),
+        "no overlay mount on the host"
+    );
 }

@@ -517,3 +517,20 @@ pub fn borrow_raw(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: per the contract above, the fd is open for the duration of the borrow's use.
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
+
+/// move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH): attach a detached mount.
+pub fn move_mount_to(fd: BorrowedFd<'_>, target: &CStr) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    // SAFETY: both paths are NUL-terminated; integers otherwise.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
