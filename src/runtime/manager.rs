@@ -183,6 +183,7 @@ impl Runtime {
     /// Open (creating if needed) a state root. The berth binary for monitors and exec helpers
     /// is the running executable; see [`Runtime::with_exe`].
     pub fn open(root: &Path) -> Result<Runtime> {
+        let root = &std::path::absolute(root).map_err(|e| RuntimeError::io("resolve", root, e))?;
         let c = root.join("containers");
         std::fs::create_dir_all(&c).ctx("mkdir", &c)?;
         use std::os::unix::fs::PermissionsExt;

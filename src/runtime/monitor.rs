@@ -173,6 +173,8 @@ pub fn main(args: &[OsString]) -> i32 {
     }
     let _ = nix::unistd::setsid();
     let _ = sys::set_dumpable(false);
+    // Do not keep the caller's cwd (maybe a mount point) busy for the container's lifetime.
+    let _ = std::env::set_current_dir("/");
     let dir = ContainerDir::new(&root, &id);
     match Monitor::new(dir, start_now) {
         Ok(mut m) => {
@@ -442,7 +444,10 @@ impl Monitor {
                     return Self::reply(&mut stream, &self.ok());
                 }
                 let _ = self.save();
-                if self.state.status == Status::Paused {
+                if self.state.status == Status::Created {
+                    // Not started: the init is still berth's code waiting for "start".
+                    self.signal(libc::SIGKILL, false);
+                } else if self.state.status == Status::Paused {
                     // A frozen process cannot handle the signal.
                     self.signal(signal, false);
                     self.thaw();
