@@ -374,7 +374,17 @@ impl Monitor {
                 needed: "created",
             });
         };
-        launch::start(&mut sock)?;
+        if let Err(e) = launch::start(&mut sock) {
+            // The init reported the failure and exits: record it before answering, so the
+            // caller sees a stopped container with the reason.
+            let pid = run.pid;
+            self.state.error = Some(e.to_string());
+            if let Ok(ws) = waitpid(Pid::from_raw(pid), None) {
+                self.on_exit(ws);
+            }
+            return Err(e);
+        }
+        let run = self.run.as_mut().expect("checked above");
         run.started = Instant::now();
         self.state.status = Status::Running;
         self.state.started = Some(state::now_rfc3339());

@@ -367,3 +367,66 @@ fn engine_killed_mid_run_container_keeps_running_and_is_readopted() {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mi.contains(id.as_str()), "no mount left for the container");
 }
+
+#[test]
+fn bad_requests_are_typed_errors_and_leave_nothing_behind() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let ghost = fixture::id("ghost");
+    assert!(matches!(
+        env.rt.state(&ghost),
+        Err(RuntimeError::NotFound { .. })
+    ));
+    assert!(matches!(
+        env.rt.start(&ghost),
+        Err(RuntimeError::NotFound { .. })
+    ));
+    assert!(matches!(
+        env.rt.remove(&ghost, true),
+        Err(RuntimeError::NotFound { .. })
+    ));
+
+    let id = fixture::id("dup");
+    env.rt.create(&env.req(&id, "exec sleep 1000")).unwrap();
+    assert!(matches!(
+        env.rt.create(&env.req(&id, "true")),
+        Err(RuntimeError::AlreadyExists { .. })
+    ));
+    env.rt.start(&id).unwrap();
+    assert!(matches!(
+        env.rt.start(&id),
+        Err(RuntimeError::WrongState { .. })
+    ));
+    assert!(matches!(
+        env.rt.remove(&id, false),
+        Err(RuntimeError::WrongState { .. })
+    ));
+    env.rt.remove(&id, true).unwrap();
+
+    // A command that does not exist: create fails, and no state, cgroup or monitor is left.
+    let id = fixture::id("noexe");
+    let mut req = env.req(&id, "");
+    req.args = vec!["/no/such/binary".into()];
+    env.rt.create(&req).unwrap();
+    let err = env.rt.start(&id).unwrap_err();
+    assert!(err.to_string().contains("/no/such/binary"), "{err}");
+    let st = env.rt.state(&id).unwrap();
+    assert_eq!(st.status, Status::Stopped);
+    env.rt.remove(&id, false).unwrap();
+    assert!(fixture::cgroup_dirs(&id).is_empty());
+
+    let id = fixture::id("badbind");
+    let mut req = env.req(&id, "true");
+    req.binds.push(berth::runtime::BindMount {
+        source: "/no/such/dir".into(),
+        destination: "/x".into(),
+        readonly: false,
+        propagation: None,
+    });
+    let err = env.rt.create(&req).unwrap_err();
+    assert!(err.to_string().contains("/no/such/dir"), "{err}");
+    assert!(!env.rt.root().join("containers").join(id.as_str()).exists());
+    assert!(fixture::cgroup_dirs(&id).is_empty());
+}
