@@ -108,6 +108,17 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// A failing test must not leave containers, monitors or cgroups behind.
+    fn drop(&mut self) {
+        if let Ok(all) = self.rt.list() {
+            for st in all {
+                let _ = self.rt.remove(&st.id, true);
+            }
+        }
+    }
+}
+
 /// Poll `f` until it returns Some, failing after `secs` (for conditions with no event to wait on).
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
