@@ -145,7 +145,6 @@ fn clone_init(
     let cfg = InitConfig {
         rootfs: spec.rootfs(bundle),
         overlay,
-        cgroup_dirs: cgroup.dirs(),
         cgroup_mounts: cgroup.mounts(),
         cgroup_v2: cgroup.layout().is_v2(),
         caps,
@@ -183,17 +182,35 @@ fn clone_init(
         sys::Forked::Parent(pid) => {
             drop(child);
             let result = (|| {
-                if userns {
-                    // The child's credentials are unprivileged on the host now: the
-                    // parent moves it into its cgroup.
+                let setup = (|| {
+                    if userns {
+                        write_id_maps(pid, &cfg.spec)?;
+                        parent
+                            .write_all(b"M")
+                            .map_err(|e| RuntimeError::sys("sync", e))?;
+                    }
+                    // Join the cgroup from here (also right for a user namespace, where the
+                    // child is unprivileged on the host) while the child sets up its mounts.
                     cgroup.add_pid(pid)?;
-                    write_id_maps(pid, &cfg.spec)?;
                     parent
-                        .write_all(b"M")
-                        .map_err(|e| RuntimeError::sys("sync", e))?;
+                        .write_all(b"C")
+                        .map_err(|e| RuntimeError::sys("sync", e))
+                })();
+                if setup.is_err() {
+                    // The child may be waiting for us: stop it, but prefer its own error
+                    // (it may have failed first, which is why we could not reach it).
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
                 let mut master = None;
-                let ready = read_until_ready(&mut parent, &mut master)?;
+                let ready = read_until_ready(&mut parent, &mut master);
+                let ready = match (setup, ready) {
+                    (_, Err(e @ RuntimeError::Init(_))) => return Err(e),
+                    (Err(e), _) => return Err(e),
+                    (Ok(()), r) => r?,
+                };
                 if opts.wait_for_start && !ready {
                     return Err(RuntimeError::Init("init exited before it was ready".into()));
                 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Interleaved start-to-exit timing (berth, crun, runc alternating run by run, so that load
-# changes on a shared machine hit all three alike). Used by run.sh; expects the bundle at $B
+# changes on a shared machine hit all three alike). The order rotates every round: each
+# runtime's asynchronous teardown (e.g. the kernel's network-namespace cleanup) otherwise
+# always lands on the same successor. Used by run.sh; expects the bundle at $B
 # and the hugetlb workaround in place. Prints name, n, min, median, mean (ms).
 set -euo pipefail
 B=$1; BERTH=$2; RUNS=${3:-100}
@@ -14,7 +16,8 @@ cmd() {
   esac
 }
 for ((i = 0; i < RUNS + 10; i++)); do
-  for n in "${names[@]}"; do
+  for k in 0 1 2; do
+    n=${names[$(((i + k) % 3))]}
     t0=$EPOCHREALTIME
     cmd "$n" >/dev/null
     t1=$EPOCHREALTIME
