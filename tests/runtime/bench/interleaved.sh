@@ -5,9 +5,11 @@
 # always lands on the same successor. Used by run.sh; expects the bundle at $B
 # and the hugetlb workaround in place. Prints name, n, min, median, mean (ms).
 set -euo pipefail
-B=$1; BERTH=$2; RUNS=${3:-100}
+B=$1; BERTH=$2; RUNS=${3:-100}; shift 3 || true
 declare -A T
-names=(berth crun runc)
+names=("$@")
+[ ${#names[@]} -eq 0 ] && names=(berth crun runc)
+k_n=${#names[@]}
 cmd() {
   case $1 in
     berth) "$BERTH" runtime --root /run/berth-bench run --bundle "$B" bench-b ;;
@@ -16,8 +18,8 @@ cmd() {
   esac
 }
 for ((i = 0; i < RUNS + 10; i++)); do
-  for k in 0 1 2; do
-    n=${names[$(((i + k) % 3))]}
+  for ((k = 0; k < k_n; k++)); do
+    n=${names[$(((i + k) % k_n))]}
     t0=$EPOCHREALTIME
     cmd "$n" >/dev/null
     t1=$EPOCHREALTIME

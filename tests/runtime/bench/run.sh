@@ -48,8 +48,12 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$B"
-echo "== interleaved loop (berth, crun, runc alternating), $RUNS runs each"
-"$HERE/interleaved.sh" "$B" "$BERTH" "$RUNS"
+echo "== interleaved loop (berth, crun, runc alternating, order rotating), $RUNS runs each"
+"$HERE/interleaved.sh" "$B" "$BERTH" "$RUNS" berth crun runc
+# runc's teardown leaves the kernel slow for its successor for a few ms (an RCU grace period
+# the next cgroup v1 join waits for), so also compare berth and crun without runc in the mix.
+echo "== interleaved loop (berth, crun only), $RUNS runs each"
+"$HERE/interleaved.sh" "$B" "$BERTH" "$RUNS" berth crun
 echo "== hyperfine"
 # Foreground `run` removes the container at exit, so each runtime can reuse one id.
 hyperfine -N --warmup 10 --runs "$RUNS" --export-markdown "$W/results.md" --export-json "$W/results.json" \
