@@ -571,7 +571,10 @@ impl Monitor {
         let payload = if tty { data } else { &framed[..] };
         self.clients.retain_mut(|c| match c.kind {
             ClientKind::Attached { .. } => {
+                // A client that stops reading must not stall the container's output (or
+                // the monitor): it gets a second, then it is dropped.
                 let _ = c.stream.set_nonblocking(false);
+                let _ = c.stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let ok = c.stream.write_all(payload).is_ok();
                 let _ = c.stream.set_nonblocking(true);
                 ok
