@@ -304,3 +304,65 @@ fn overlay_rootfs_with_many_layers_is_mounted_inside_the_container_only() {
         "no overlay mount on the host"
     );
 }
+
+#[test]
+fn cgroup_v1_limits_are_written() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("limits");
+    let mut req = env.req(
+        &id,
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpuset/cpuset.cpus",
+    );
+    req.cpus = Some(0.5);
+    req.cpu_shares = Some(512);
+    req.cpuset_cpus = Some("0".into());
+    req.memory = Some(64 << 20);
+    req.memory_swap = Some(96 << 20);
+    env.rt.create(&req).unwrap();
+    let read = |ctrl: &str, file: &str| {
+        std::fs::read_to_string(
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(ctrl)
+                .join("berth")
+                .join(id.as_str())
+                .join(file),
+        )
+        .unwrap()
+        .trim()
+        .to_string()
+    };
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(read("cpu", "cpu.shares"), "512");
+    assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    if std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(
+            read("memory", "memory.memsw.limit_in_bytes"),
+            (96u64 << 20).to_string()
+        );
+    }
+    assert_eq!(
+        read("devices", "devices.list")
+            .lines()
+            .filter(|l| l.starts_with("a "))
+            .count(),
+        0,
+        "deny-all by default"
+    );
+    env.rt.start(&id).unwrap();
+    env.rt.wait(&id).unwrap();
+    let out = env.log_text(&id);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["50000", "0"],
+        "the container sees its own cgroup"
+    );
+    env.rt.remove(&id, false).unwrap();
+}
