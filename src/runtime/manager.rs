@@ -68,6 +68,9 @@ pub struct ExecRequest {
     /// Full process (from `--process`); overrides the fields above when set.
     #[serde(default)]
     pub process: Option<Process>,
+    /// Write the host pid of the process (not of the helper) here once it runs.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
 }
 
 impl ExecRequest {

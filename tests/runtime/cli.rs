@@ -133,6 +133,31 @@ fn create_start_state_kill_delete() {
         .unwrap();
     let pids: Vec<i64> = serde_json::from_slice(&ps.stdout).unwrap();
     assert_eq!(pids, vec![pid]);
+    // exec -d --pid-file: the file names the exec'd process (not a helper) when exec returns.
+    let epf = env.tmp.path().join("exec.pid");
+    let st = berth(&root)
+        .args(["exec", "-d", "--pid-file"])
+        .arg(&epf)
+        .args([id.as_str(), "sleep", "30"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let epid: i64 = std::fs::read_to_string(&epf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let ps = berth(&root)
+        .args(["ps", "--format", "json", id.as_str()])
+        .output()
+        .unwrap();
+    let pids: Vec<i64> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(pids, vec![pid, epid]);
+    let out = berth(&root)
+        .args(["exec", id.as_str(), "sh", "-c", "exit 4"])
+        .status()
+        .unwrap();
+    assert_eq!(out.code(), Some(4), "exec exit code");
     // delete refuses a running container
     assert!(
         !berth(&root)
