@@ -276,3 +276,39 @@ fn create_with_console_socket_sends_the_pty_master() {
             .success()
     );
 }
+
+#[test]
+fn run_forwards_signals_and_reports_the_exit_code() {
+    if !support::require_root() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let id = fixture::id("cli-sig");
+    let req = env.req(
+        &id,
+        "trap 'exit 9' TERM; echo ready; while true; do sleep 1; done",
+    );
+    let b = fixture::bundle(&env.tmp.path().join("bundle"), &req);
+    let mut child = berth(&env.tmp.path().join("cli-root"))
+        .arg("run")
+        .arg("--bundle")
+        .arg(&b)
+        .arg(id.as_str())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(9));
+}
