@@ -434,3 +434,47 @@ fn bad_requests_are_typed_errors_and_leave_nothing_behind() {
     assert!(!env.rt.root().join("containers").join(id.as_str()).exists());
     assert!(fixture::cgroup_dirs(&id).is_empty());
 }
+
+#[test]
+fn monitor_killed_container_still_controllable_and_cleaned_up() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("orphan");
+    env.rt.create(&env.req(&id, "exec sleep 1000")).unwrap();
+    env.rt.start(&id).unwrap();
+    let st = env.rt.state(&id).unwrap();
+    let monitor = st.monitor_pid.unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &monitor.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    fixture::eventually(10, "monitor gone", || {
+        let s = std::fs::read_to_string(format!("/proc/{monitor}/stat")).unwrap_or_default();
+        (s.is_empty() || s.contains(") Z")).then_some(())
+    });
+    // The container outlives its monitor and is still reported running.
+    let st2 = env.rt.state(&id).unwrap();
+    assert_eq!(st2.status, Status::Running);
+    assert_eq!(st2.pid, st.pid);
+    // Stop falls back to signalling the init through a pidfd.
+    let t = Instant::now();
+    let st3 = env.rt.stop(&id, Some(Duration::from_millis(300))).unwrap();
+    assert_eq!(st3.status, Status::Stopped);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", st.pid)).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{}/stat", st.pid)).unwrap_or_default();
+            s.is_empty() || s.contains(") Z")
+        }
+    );
+    env.rt.remove(&id, false).unwrap();
+    assert!(
+        fixture::cgroup_dirs(&id).is_empty(),
+        "the dead monitor's cgroup is removed too"
+    );
+}
