@@ -366,3 +366,33 @@ fn cgroup_v1_limits_are_written() {
     );
     env.rt.remove(&id, false).unwrap();
 }
+
+#[test]
+fn privileged_gets_all_caps_host_devices_and_no_filters() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("priv");
+    let mut req = env.req(&id, "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev; mount -t tmpfs none /mnt && echo mounted");
+    req.privileged = true;
+    let (code, out) = env.run(&req);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(status_field(&out, "Seccomp:"), "0");
+    let host_caps = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert_eq!(
+        status_field(&out, "CapEff:"),
+        status_field(&host_caps, "CapBnd:"),
+        "every capability the host has"
+    );
+    assert!(out.contains("mounted"), "{out}");
+    // A host block/char device beyond the default set is there.
+    let extra = std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("vd") || n.starts_with("sd") || n == "kmsg" || n == "mem");
+    if let Some(dev) = extra {
+        assert!(out.lines().any(|l| l == dev), "{dev} in {out}");
+    }
+}
