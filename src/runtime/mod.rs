@@ -33,6 +33,7 @@ pub mod spec;
 pub mod state;
 pub mod sys;
 pub mod tty;
+pub mod user;
 pub mod watch;
 
 pub use error::{Result, RuntimeError};
@@ -46,6 +47,7 @@ pub use request::{
 pub use spec::OverlayRootfs;
 pub use state::{ContainerId, State, Status};
 pub use sys::WinSize;
+pub use user::{ResolvedUser, resolve_user};
 pub use watch::{Change, Watcher};
 
 use std::ffi::OsString;
