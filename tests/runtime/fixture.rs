@@ -111,9 +111,19 @@ impl Env {
 impl Drop for Env {
     /// A failing test must not leave containers, monitors or cgroups behind.
     fn drop(&mut self) {
-        if let Ok(all) = self.rt.list() {
-            for st in all {
-                let _ = self.rt.remove(&st.id, true);
+        // The manager's root, and the roots the CLI tests pass to `berth runtime --root`.
+        let mut roots = vec![self.rt.clone()];
+        for extra in ["cli-root", "cli"] {
+            let p = self.tmp.path().join(extra);
+            if p.exists()
+                && let Ok(rt) = Runtime::open(&p)
+            {
+                roots.push(rt.with_exe(support::berth_bin()));
+            }
+        }
+        for rt in roots {
+            for st in rt.list().unwrap_or_default() {
+                let _ = rt.remove(&st.id, true);
             }
         }
     }
