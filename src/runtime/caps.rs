@@ -35,10 +35,13 @@ pub fn parse(name: &str) -> Result<Capability> {
         .map_err(|_| RuntimeError::UnknownCapability { name: name.into() })
 }
 
-/// Every capability the running kernel knows.
+/// Every capability we can hand out: the running kernel's, within our own bounding set (a
+/// host that lacks one, e.g. CAP_SYS_RESOURCE here, cannot give it to a privileged container).
 pub fn all_names() -> Vec<String> {
+    let bounding = caps::read(None, CapSet::Bounding).unwrap_or_default();
     let mut v: Vec<String> = caps::runtime::thread_all_supported()
         .iter()
+        .filter(|c| bounding.contains(c))
         .map(|c| c.to_string())
         .collect();
     v.sort();

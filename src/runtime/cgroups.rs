@@ -902,6 +902,37 @@ mod tests {
         assert_eq!(cg.fs.written("/h/cpuset/b/c/cpuset.mems").unwrap(), "0");
     }
 
+    /// The controller-independent part of v2 (dirs, membership, freeze, kill) for real on this
+    /// host's cgroup2 mount (hybrid: it carries no controllers, but those features are core).
+    #[test]
+    fn v2_core_for_real_on_the_unified_mount() {
+        let root = Path::new("/sys/fs/cgroup/unified");
+        if !nix::unistd::geteuid().is_root() || !root.join("cgroup.procs").exists() {
+            return;
+        }
+        let cg = Cgroup::host(
+            Layout::V2 { root: root.into() },
+            format!("berth-unit-{}", std::process::id()),
+        );
+        cg.create(None).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        cg.add_pid(pid).unwrap();
+        assert_eq!(cg.procs(), vec![pid]);
+        cg.set_frozen(true).unwrap();
+        assert!(cg.is_frozen());
+        cg.set_frozen(false).unwrap();
+        assert!(!cg.is_frozen());
+        cg.kill_all();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        cg.destroy().unwrap();
+        assert!(!cg.exists());
+    }
+
     #[test]
     fn weights_and_device_rules() {
         assert_eq!(shares_to_weight(2), 1);

@@ -274,11 +274,22 @@ fn dispatch(args: &[OsString]) -> Result<i32> {
                 (None, true) => StdioMode::ProxyTerminal,
                 _ => StdioMode::Inherit,
             };
+            req.pid_file = pid_file.clone();
             let mut ex = rt.exec(&id, &req, mode)?;
-            if let Some(p) = &pid_file {
-                write_pid_file(p, ex.pid())?;
-            }
             if detach {
+                // runc's contract: the pid file exists when `exec -d` returns.
+                if let Some(p) = &pid_file {
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    while !p.exists() {
+                        if let Ok(Some(st)) = ex.child.try_wait() {
+                            return Err(RuntimeError::Init(format!("exec failed ({st})")));
+                        }
+                        if std::time::Instant::now() > deadline {
+                            return Err(RuntimeError::Init("exec did not start".into()));
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                }
                 return Ok(0);
             }
             ex.wait()

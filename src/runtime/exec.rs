@@ -140,7 +140,47 @@ fn run(args: &[OsString]) -> Result<i32> {
         });
     }
     drop(pidfd);
-    Cgroup::host(Layout::detect()?, &st.cgroup).add_pid(sys::getpid())?;
+    // Only the exec'd process joins the container's cgroup (not this helper, which would show
+    // up in `top` and count against the pids limit): open the cgroup.procs files now, while
+    // host paths still resolve, and write the child's pid once it exists.
+    let mut procs = Vec::new();
+    for d in Cgroup::host(Layout::detect()?, &st.cgroup).dirs() {
+        let p = d.join("cgroup.procs");
+        procs.push(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| RuntimeError::io("open", &p, e))?,
+        );
+    }
+    // The pid file is a host path: open its directory and a temp file now.
+    let pid_file = match &req.pid_file {
+        Some(p) => {
+            let dir_path = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = p
+                .file_name()
+                .ok_or_else(|| RuntimeError::BadRequest(format!("pid file {p:?}")))?
+                .to_owned();
+            let dir =
+                paths::open_dir(dir_path).map_err(|e| RuntimeError::io("open", dir_path, e))?;
+            let tmp = format!(".{}.tmp{}", name.to_string_lossy(), sys::getpid());
+            let f = nix::fcntl::openat(
+                dir.as_fd(),
+                tmp.as_str(),
+                nix::fcntl::OFlag::O_CREAT
+                    | nix::fcntl::OFlag::O_WRONLY
+                    | nix::fcntl::OFlag::O_TRUNC
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(0o644),
+            )
+            .map_err(|e| RuntimeError::io("create", p, e.into()))?;
+            Some((dir, name, tmp, f))
+        }
+        None => None,
+    };
     // The console socket is a host path: connect before entering the mount namespace.
     let console_sock = match &console {
         Some(p) => Some(
@@ -178,6 +218,11 @@ fn run(args: &[OsString]) -> Result<i32> {
         sys::Forked::Child => {
             drop(parent);
             let r = (|| -> Result<super::init::Never> {
+                drop(procs);
+                let mut b = [0u8; 1];
+                if child.read(&mut b).ok() != Some(1) || b[0] != b'C' {
+                    return Err(RuntimeError::Init("exec helper went away".into()));
+                }
                 nix::unistd::setsid()
                     .map_err(|e| RuntimeError::sys("setsid", std::io::Error::from(e)))?;
                 if let Some((_, sl)) = &pty {
@@ -198,14 +243,39 @@ fn run(args: &[OsString]) -> Result<i32> {
         }
         sys::Forked::Parent(pid) => {
             drop(child);
+            let joined = procs
+                .iter_mut()
+                .try_for_each(|f| f.write_all(pid.to_string().as_bytes()));
+            if let Err(e) = joined {
+                let _ =
+                    nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid), None);
+                return Err(RuntimeError::sys("join the container's cgroup", e));
+            }
+            drop(procs);
+            let _ = parent.write_all(b"C");
             let mut msg = Vec::new();
             let _ = parent.read_to_end(&mut msg);
             let master = pty.map(|(m, _)| m);
             if let Some(b'E') = msg.first() {
                 let _ = waitpid(Pid::from_raw(pid), None);
+                if let Some((dir, _, tmp, _)) = &pid_file {
+                    let _ = nix::unistd::unlinkat(
+                        dir.as_fd(),
+                        tmp.as_str(),
+                        nix::unistd::UnlinkatFlags::NoRemoveDir,
+                    );
+                }
                 return Err(RuntimeError::Init(
                     String::from_utf8_lossy(&msg[1..]).into_owned(),
                 ));
+            }
+            if let Some((dir, name, tmp, f)) = &pid_file {
+                // Written through fds opened on the host before entering the container.
+                nix::unistd::write(f, pid.to_string().as_bytes())
+                    .map_err(|e| RuntimeError::sys("write pid file", std::io::Error::from(e)))?;
+                nix::fcntl::renameat(dir.as_fd(), tmp.as_str(), dir.as_fd(), name.as_os_str())
+                    .map_err(|e| RuntimeError::sys("rename pid file", std::io::Error::from(e)))?;
             }
             if let (Some(s), Some(m)) = (&console_sock, &master) {
                 send_fd(s, m.as_raw_fd())?;

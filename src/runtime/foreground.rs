@@ -53,6 +53,7 @@ pub fn run(
     console_socket: Option<&Path>,
 ) -> Result<i32> {
     let spec = Spec::load(bundle)?;
+    super::trace_time("spec loaded");
     let dir = ContainerDir::new(root, id);
     std::fs::create_dir_all(dir.dir.parent().expect("has parent")).ctx("mkdir", &dir.dir)?;
     match std::fs::create_dir(&dir.dir) {
@@ -82,6 +83,7 @@ fn run_in_dir(
     let oci_version = spec.oci_version.clone();
     let annotations = spec.annotations.clone();
     let l = launch::launch(spec, bundle, id.as_str(), &LaunchOpts::default())?;
+    super::trace_time("launched (exec done)");
     let pid = l.pid;
     let mut st = State {
         oci_version,
@@ -104,9 +106,9 @@ fn run_in_dir(
         stopped_by_user: false,
         seq: 0,
     };
-    dir.write_state(&mut st)?;
+    dir.write_state_volatile(&mut st)?;
     if let Some(p) = pid_file {
-        super::state::write_atomic(p, pid.to_string().as_bytes())?;
+        super::state::write_atomic_volatile(p, pid.to_string().as_bytes())?;
     }
     let mut master = l.master;
     if let (Some(m), Some(sock)) = (&master, console_socket) {
@@ -114,7 +116,9 @@ fn run_in_dir(
         master = None;
     }
     let code = supervise_pub(pid, &sigs, master)?;
+    super::trace_time("child exited");
     let _ = l.cgroup.destroy();
+    super::trace_time("cgroup destroyed");
     Ok(code)
 }
 

@@ -26,8 +26,6 @@ pub struct InitConfig {
     pub spec: Spec,
     pub rootfs: PathBuf,
     pub overlay: Option<OverlayRootfs>,
-    /// cgroup directories to join (one per hierarchy).
-    pub cgroup_dirs: Vec<PathBuf>,
     pub cgroup_mounts: Vec<(PathBuf, PathBuf)>,
     pub cgroup_v2: bool,
     pub caps: Option<CapSets>,
@@ -75,6 +73,7 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
     // Nobody in the container may open our /proc entries (exe, mem, fds) while we still run
     // berth's code.
     sys::set_dumpable(false).map_err(io_err("prctl(PR_SET_DUMPABLE)"))?;
+    super::trace_time("child start");
     let userns = spec.has_namespace("user");
     if userns {
         wait_byte(sock, b'M')?;
@@ -83,11 +82,12 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .map_err(|e| RuntimeError::sys("setresuid 0", std::io::Error::from(e)))?;
     }
-    for d in &cfg.cgroup_dirs {
-        std::fs::write(d.join("cgroup.procs"), b"0")
-            .map_err(|e| RuntimeError::io("join cgroup", d, e))?;
-    }
-    if spec.has_namespace("cgroup") {
+    // The parent moves us into the container's cgroup while we build the filesystem view
+    // (joining a v1 hierarchy waits for an RCU grace period: milliseconds we spend in
+    // parallel). We must be in it before a cgroup namespace is created, and before exec.
+    let cgroupns = spec.has_namespace("cgroup");
+    if cgroupns {
+        wait_byte(sock, b'C')?;
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| RuntimeError::sys("unshare(CLONE_NEWCGROUP)", std::io::Error::from(e)))?;
     }
@@ -116,6 +116,7 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
         userns,
     };
     let (root, console) = rootfs::prepare(&plan, process.terminal)?;
+    super::trace_time("mounts done");
     if let Some((master, slave)) = &console {
         send_fd(sock, b'P', master.as_raw_fd())?;
         let _ = master;
@@ -133,6 +134,10 @@ fn setup(cfg: &InitConfig, sock: &mut UnixStream) -> Result<Never> {
     rootfs::pivot(&root)?;
     drop(root);
     rootfs::finalize(spec)?;
+    if !cgroupns {
+        wait_byte(sock, b'C')?;
+    }
+    super::trace_time("finalize done");
 
     exec_process(
         process,
@@ -230,6 +235,7 @@ pub(crate) fn exec_process(
         wait_byte(sock, b'S')?;
     }
     sys::reset_signals();
+    super::trace_time("about to exec");
     let e = sys::execve(&path, &argv, &envp);
     Err(RuntimeError::Init(format!(
         "exec {:?}: {e}",

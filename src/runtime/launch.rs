@@ -44,6 +44,7 @@ pub fn cgroup_rel(spec: &Spec, id: &str) -> PathBuf {
 /// Create the cgroup and clone the init. On error nothing is left behind.
 pub fn launch(spec: Spec, bundle: &Path, id: &str, opts: &LaunchOpts) -> Result<Launched> {
     let layout = Layout::detect()?;
+    super::trace_time("layout detected");
     let cgroup = Cgroup::host(layout.clone(), cgroup_rel(&spec, id));
     let resources = spec.linux().resources.clone().map(|mut r| {
         if !r.devices.is_empty() {
@@ -55,6 +56,7 @@ pub fn launch(spec: Spec, bundle: &Path, id: &str, opts: &LaunchOpts) -> Result<
         let _ = cgroup.destroy();
         return Err(e);
     }
+    super::trace_time("cgroup created");
     match clone_init(spec, bundle, &cgroup, opts) {
         Ok((pid, sock, master)) => Ok(Launched {
             pid,
@@ -120,6 +122,7 @@ fn clone_init(
         }
         None => None,
     };
+    super::trace_time("seccomp compiled");
     let mut flags = 0;
     let mut join = Vec::new();
     for ns in &spec.linux().namespaces {
@@ -142,7 +145,6 @@ fn clone_init(
     let cfg = InitConfig {
         rootfs: spec.rootfs(bundle),
         overlay,
-        cgroup_dirs: cgroup.dirs(),
         cgroup_mounts: cgroup.mounts(),
         cgroup_v2: cgroup.layout().is_v2(),
         caps,
@@ -180,14 +182,35 @@ fn clone_init(
         sys::Forked::Parent(pid) => {
             drop(child);
             let result = (|| {
-                if userns {
-                    write_id_maps(pid, &cfg.spec)?;
+                let setup = (|| {
+                    if userns {
+                        write_id_maps(pid, &cfg.spec)?;
+                        parent
+                            .write_all(b"M")
+                            .map_err(|e| RuntimeError::sys("sync", e))?;
+                    }
+                    // Join the cgroup from here (also right for a user namespace, where the
+                    // child is unprivileged on the host) while the child sets up its mounts.
+                    cgroup.add_pid(pid)?;
                     parent
-                        .write_all(b"M")
-                        .map_err(|e| RuntimeError::sys("sync", e))?;
+                        .write_all(b"C")
+                        .map_err(|e| RuntimeError::sys("sync", e))
+                })();
+                if setup.is_err() {
+                    // The child may be waiting for us: stop it, but prefer its own error
+                    // (it may have failed first, which is why we could not reach it).
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
                 let mut master = None;
-                let ready = read_until_ready(&mut parent, &mut master)?;
+                let ready = read_until_ready(&mut parent, &mut master);
+                let ready = match (setup, ready) {
+                    (_, Err(e @ RuntimeError::Init(_))) => return Err(e),
+                    (Err(e), _) => return Err(e),
+                    (Ok(()), r) => r?,
+                };
                 if opts.wait_for_start && !ready {
                     return Err(RuntimeError::Init("init exited before it was ready".into()));
                 }

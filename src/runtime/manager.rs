@@ -68,6 +68,9 @@ pub struct ExecRequest {
     /// Full process (from `--process`); overrides the fields above when set.
     #[serde(default)]
     pub process: Option<Process>,
+    /// Write the host pid of the process (not of the helper) here once it runs.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
 }
 
 impl ExecRequest {
@@ -183,6 +186,7 @@ impl Runtime {
     /// Open (creating if needed) a state root. The berth binary for monitors and exec helpers
     /// is the running executable; see [`Runtime::with_exe`].
     pub fn open(root: &Path) -> Result<Runtime> {
+        let root = &std::path::absolute(root).map_err(|e| RuntimeError::io("resolve", root, e))?;
         let c = root.join("containers");
         std::fs::create_dir_all(&c).ctx("mkdir", &c)?;
         use std::os::unix::fs::PermissionsExt;
@@ -468,6 +472,14 @@ impl Runtime {
         let st = self.state(id)?;
         match st.status {
             Status::Created => Ok(self.call(&dir, &Request::Start)?.state.unwrap_or(st)),
+            Status::Stopped if st.monitor_pid.is_some_and(|p| state::alive(p, 0)) => {
+                Err(RuntimeError::WrongState {
+                    id: id.to_string(),
+                    state: "restarting".into(),
+                    action: "start",
+                    needed: "created or stopped",
+                })
+            }
             Status::Stopped => {
                 self.spawn_monitor(&dir, true)?;
                 self.state(id)

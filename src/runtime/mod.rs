@@ -34,6 +34,7 @@ pub mod spec;
 pub mod state;
 pub mod sys;
 pub mod tty;
+pub mod user;
 pub mod watch;
 
 pub use error::{Result, RuntimeError};
@@ -47,6 +48,7 @@ pub use request::{
 pub use spec::OverlayRootfs;
 pub use state::{ContainerId, State, Status};
 pub use sys::WinSize;
+pub use user::{ResolvedUser, resolve_user};
 pub use watch::{Change, Watcher};
 
 use std::ffi::OsString;
@@ -70,6 +72,7 @@ fn needs_seal(args: &[OsString]) -> bool {
 /// invocation was the runtime's (`runtime …` or a hidden helper entry), `None` otherwise.
 pub fn entry(args: &[OsString]) -> Option<i32> {
     let a0 = args.first()?.to_str()?;
+    trace_time("entry");
     if a0 != "runtime" && !a0.starts_with("__") {
         return None;
     }
@@ -87,4 +90,16 @@ pub fn entry(args: &[OsString]) -> Option<i32> {
             2
         }
     })
+}
+
+/// Debug timing trace (BERTH_TRACE_TIMES=1): wall-clock microseconds and a label on stderr.
+#[doc(hidden)]
+pub fn trace_time(label: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("BERTH_TRACE_TIMES").is_some()) {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!("{:>12} {label}", t.as_micros() % 1_000_000_000);
+    }
 }

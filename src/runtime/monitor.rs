@@ -173,6 +173,8 @@ pub fn main(args: &[OsString]) -> i32 {
     }
     let _ = nix::unistd::setsid();
     let _ = sys::set_dumpable(false);
+    // Do not keep the caller's cwd (maybe a mount point) busy for the container's lifetime.
+    let _ = std::env::set_current_dir("/");
     let dir = ContainerDir::new(&root, &id);
     match Monitor::new(dir, start_now) {
         Ok(mut m) => {
@@ -372,7 +374,17 @@ impl Monitor {
                 needed: "created",
             });
         };
-        launch::start(&mut sock)?;
+        if let Err(e) = launch::start(&mut sock) {
+            // The init reported the failure and exits: record it before answering, so the
+            // caller sees a stopped container with the reason.
+            let pid = run.pid;
+            self.state.error = Some(e.to_string());
+            if let Ok(ws) = waitpid(Pid::from_raw(pid), None) {
+                self.on_exit(ws);
+            }
+            return Err(e);
+        }
+        let run = self.run.as_mut().expect("checked above");
         run.started = Instant::now();
         self.state.status = Status::Running;
         self.state.started = Some(state::now_rfc3339());
@@ -442,7 +454,10 @@ impl Monitor {
                     return Self::reply(&mut stream, &self.ok());
                 }
                 let _ = self.save();
-                if self.state.status == Status::Paused {
+                if self.state.status == Status::Created {
+                    // Not started: the init is still berth's code waiting for "start".
+                    self.signal(libc::SIGKILL, false);
+                } else if self.state.status == Status::Paused {
                     // A frozen process cannot handle the signal.
                     self.signal(signal, false);
                     self.thaw();
@@ -556,7 +571,10 @@ impl Monitor {
         let payload = if tty { data } else { &framed[..] };
         self.clients.retain_mut(|c| match c.kind {
             ClientKind::Attached { .. } => {
+                // A client that stops reading must not stall the container's output (or
+                // the monitor): it gets a second, then it is dropped.
                 let _ = c.stream.set_nonblocking(false);
+                let _ = c.stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let ok = c.stream.write_all(payload).is_ok();
                 let _ = c.stream.set_nonblocking(true);
                 ok

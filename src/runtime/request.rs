@@ -550,12 +550,67 @@ impl CreateRequest {
                 } else {
                     docker_readonly_paths()
                 },
-                devices: vec![],
+                devices: if self.privileged {
+                    host_devices()
+                } else {
+                    vec![]
+                },
                 ..Default::default()
             }),
             annotations,
         })
     }
+}
+
+/// Every char and block device directly under the host's /dev (and /dev/{dri,snd,net,...}),
+/// as Docker gives a privileged container; the pty, shm and mqueue mounts are the
+/// container's own.
+pub fn host_devices() -> Vec<super::spec::Device> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("/dev")];
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let ft = m.file_type();
+            if ft.is_dir() {
+                if !matches!(p.to_str(), Some("/dev/pts" | "/dev/shm" | "/dev/mqueue"))
+                    && d == std::path::Path::new("/dev")
+                {
+                    dirs.push(p);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            if matches!(p.to_str(), Some("/dev/console" | "/dev/ptmx" | "/dev/tty")) {
+                continue;
+            }
+            let rdev = m.rdev();
+            out.push(super::spec::Device {
+                kind: kind.into(),
+                path: p,
+                major: nix::sys::stat::major(rdev) as i64,
+                minor: nix::sys::stat::minor(rdev) as i64,
+                file_mode: Some(m.mode() & 0o777),
+                uid: Some(m.uid()),
+                gid: Some(m.gid()),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
 
 fn short(id: &ContainerId) -> String {

@@ -190,14 +190,18 @@ pub fn prepare(
                 escape_overlay(&o.upperdir),
                 escape_overlay(&o.workdir)
             );
-            mnt(
-                Some(Path::new("overlay")),
-                rootfs,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(&data),
-                rootfs,
-            )?;
+            if data.len() < 3500 {
+                mnt(
+                    Some(Path::new("overlay")),
+                    rootfs,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(&data),
+                    rootfs,
+                )?;
+            } else {
+                mount_overlay_fsconfig(o, rootfs)?;
+            }
         }
         None => mnt(
             Some(rootfs),
@@ -233,6 +237,30 @@ pub fn prepare(
         None
     };
     Ok((root, console))
+}
+
+/// Many layers exceed mount(2)'s one-page option string: build the overlay with the new mount
+/// API instead, one `lowerdir+` per layer (Linux 6.8+), and attach it.
+fn mount_overlay_fsconfig(o: &OverlayRootfs, target: &Path) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| RuntimeError::BadRequest(format!("NUL in {p:?}")))
+    };
+    let lowers: Vec<CString> = o.lowerdirs.iter().map(|p| c(p)).collect::<Result<_>>()?;
+    let upper = c(&o.upperdir)?;
+    let work = c(&o.workdir)?;
+    let mut opts: Vec<(&std::ffi::CStr, &std::ffi::CStr)> = lowers
+        .iter()
+        .map(|l| (c"lowerdir+", l.as_c_str()))
+        .collect();
+    opts.push((c"upperdir", &upper));
+    opts.push((c"workdir", &work));
+    let fd = super::sys::fsmount_detached(c"overlay", &opts, 0)
+        .map_err(|e| RuntimeError::sys("overlay (fsconfig)", e))?;
+    super::sys::move_mount_to(fd.as_fd(), &c(target)?)
+        .map_err(|e| RuntimeError::sys(format!("move_mount overlay to {}", target.display()), e))
 }
 
 fn escape_overlay(p: &Path) -> String {
@@ -406,20 +434,64 @@ fn mount_cgroup(plan: &RootfsPlan<'_>, root: &OwnedFd, m: &Mount, o: &MountOpts)
         Some("mode=755"),
         &m.destination,
     )?;
+    // The tmpfs we just mounted is ours alone (no container process exists yet), so its
+    // subdirectories are made and opened directly relative to it, without re-resolving the
+    // path from the rootfs for every hierarchy.
+    let dfd = paths::open_in_root(root.as_fd(), &m.destination, OFlag::O_DIRECTORY)
+        .ctx("open", &m.destination)?;
+    let ro = o.flags & MsFlags::MS_RDONLY;
     for (hier, dir) in &plan.cgroup_mounts {
         let Some(name) = hier.file_name() else {
             continue;
         };
         let sub = m.destination.join(name);
-        let t = paths::mkdir_all(root.as_fd(), &sub)?;
-        let st = paths::proc_fd(&t);
-        mnt(Some(dir), &st, None, MsFlags::MS_BIND, None, &sub)?;
-        remount(root, &sub, flags | (o.flags & MsFlags::MS_RDONLY))?;
+        match nix::sys::stat::mkdirat(
+            dfd.as_fd(),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(sys_err(format!("mkdir {}", sub.display()), e)),
+        }
+        let t = nix::fcntl::openat(
+            dfd.as_fd(),
+            name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| sys_err(format!("open {}", sub.display()), e))?;
+        mnt(
+            Some(dir),
+            &paths::proc_fd(&t),
+            None,
+            MsFlags::MS_BIND,
+            None,
+            &sub,
+        )?;
+        if plan.userns {
+            remount(root, &sub, flags | ro)?;
+        } else {
+            // Outside a user namespace no flag is locked: remount with exactly these flags
+            // (through a fresh open, which names the new mount).
+            let t2 = nix::fcntl::openat(
+                dfd.as_fd(),
+                name,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| sys_err(format!("open {}", sub.display()), e))?;
+            mnt(
+                None,
+                &paths::proc_fd(&t2),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | ro | MsFlags::MS_RELATIME,
+                None,
+                &sub,
+            )?;
+        }
         // co-mounted controllers (cpu,cpuacct) also get their single names as symlinks
         let n = name.to_string_lossy();
         if n.contains(',') {
-            let dfd = paths::open_in_root(root.as_fd(), &m.destination, OFlag::O_DIRECTORY)
-                .ctx("open", &m.destination)?;
             for single in n.split(',') {
                 let _ = nix::unistd::symlinkat(n.as_ref(), dfd.as_fd(), single);
             }

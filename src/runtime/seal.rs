@@ -3,10 +3,13 @@
 //! Every berth process that creates or joins a container (run, the monitor, exec) first
 //! re-executes itself from a sealed image, so the `/proc/self/exe` a container process could
 //! reach names a file nobody can write:
-//! 1. preferred: a detached, read-only overlayfs mount of the binary's directory, made with
-//!    fsopen/fsmount and never attached to any mount tree (no host mount, nothing to clean up);
-//!    writes through it fail with EROFS. Costs one mount syscall sequence, no copy.
-//! 2. fallback: a sealed memfd copy (F_SEAL_WRITE|GROW|SHRINK|SEAL).
+//! 1. preferred: a detached, read-only bind mount of the binary itself (open_tree +
+//!    mount_setattr), never attached to any mount tree: no host mount, nothing to clean up,
+//!    no new superblock, two syscalls. Writes through `/proc/PID/exe` (or any reopening of it)
+//!    fail with EROFS, and nobody but host root can make that mount writable. This is crun's
+//!    ro-bind seal without the temporary file and the private mount namespace.
+//! 2. fallback: a detached read-only overlayfs of the binary's directory (fsopen/fsmount).
+//! 3. fallback: a sealed memfd copy (F_SEAL_WRITE|GROW|SHRINK|SEAL).
 //!
 //! The re-executed process gets argv[0] = [`SEALED_ARGV0`]; [`is_sealed`] checks that marker and
 //! that the running image is really on overlayfs or a memfd.
@@ -38,7 +41,6 @@ pub fn host_exe() -> std::io::Result<PathBuf> {
     std::env::current_exe()
 }
 
-const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
 
@@ -48,11 +50,12 @@ pub fn is_sealed() -> bool {
     if argv0 != SEALED_ARGV0 {
         return false;
     }
-    match nix::sys::statfs::statfs("/proc/self/exe") {
-        Ok(s) => matches!(
-            s.filesystem_type().0,
-            OVERLAYFS_SUPER_MAGIC | TMPFS_MAGIC | HUGETLBFS_MAGIC
-        ),
+    // A read-only mount (the ro bind or overlay seal) or a memfd.
+    let ro = nix::sys::statvfs::statvfs("/proc/self/exe")
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .unwrap_or(false);
+    ro || match nix::sys::statfs::statfs("/proc/self/exe") {
+        Ok(s) => matches!(s.filesystem_type().0, TMPFS_MAGIC | HUGETLBFS_MAGIC),
         Err(_) => false,
     }
 }
@@ -61,6 +64,9 @@ pub fn is_sealed() -> bool {
 pub fn sealed_exe() -> Result<OwnedFd> {
     let exe: PathBuf = std::fs::read_link("/proc/self/exe")
         .map_err(|e| RuntimeError::io("readlink", "/proc/self/exe", e))?;
+    if let Ok(fd) = sys::open_tree_readonly(c"/proc/self/exe") {
+        return Ok(fd);
+    }
     match overlay_seal(&exe) {
         Ok(fd) => Ok(fd),
         Err(_) => memfd_seal(),
@@ -160,6 +166,39 @@ pub fn reexec_sealed(args: &[OsString]) -> RuntimeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+    #[test]
+    fn ro_bind_seal_is_read_only() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let fd = sys::open_tree_readonly(c"/proc/self/exe").expect("open_tree");
+        let p = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap_err();
+        assert!(
+            matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)),
+            "{err}"
+        );
+        let err = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap_err();
+        assert!(
+            matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)),
+            "{err}"
+        );
+        assert!(
+            nix::sys::statvfs::statvfs(p.as_str())
+                .unwrap()
+                .flags()
+                .contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+        );
+    }
 
     #[test]
     fn overlay_seal_is_read_only() {

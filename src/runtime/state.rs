@@ -216,10 +216,30 @@ impl ContainerDir {
         })?;
         write_atomic(&self.state(), &data)
     }
+
+    /// Write the state atomically without fsync (transient containers).
+    pub fn write_state_volatile(&self, st: &mut State) -> Result<()> {
+        st.seq += 1;
+        let data = serde_json::to_vec(st).map_err(|e| RuntimeError::State {
+            path: self.state(),
+            reason: e.to_string(),
+        })?;
+        write_atomic_volatile(&self.state(), &data)
+    }
 }
 
 /// Write via a temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_with(path, data, true)
+}
+
+/// Atomic but not durable (no fsync): for state that is deleted when the process ends anyway
+/// (a foreground `runtime run`).
+pub fn write_atomic_volatile(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_with(path, data, false)
+}
+
+fn write_atomic_with(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp{}",
@@ -234,7 +254,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .open(&tmp)
         .ctx("create", &tmp)?;
     f.write_all(data).ctx("write", &tmp)?;
-    f.sync_data().ctx("fsync", &tmp)?;
+    if durable {
+        f.sync_data().ctx("fsync", &tmp)?;
+    }
     std::fs::rename(&tmp, path).ctx("rename", path)?;
     Ok(())
 }

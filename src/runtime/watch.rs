@@ -187,3 +187,63 @@ impl Iterator for Watcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::state::{Status, now_rfc3339};
+
+    fn state(id: &ContainerId, status: Status) -> State {
+        State {
+            oci_version: "1.2.0".into(),
+            id: id.clone(),
+            status,
+            pid: 0,
+            pid_start_time: 0,
+            bundle: "/b".into(),
+            annotations: Default::default(),
+            created: now_rfc3339(),
+            started: None,
+            finished: None,
+            exit_code: None,
+            oom_killed: false,
+            restart_count: 0,
+            monitor_pid: None,
+            cgroup: "berth/x".into(),
+            terminal: false,
+            error: None,
+            stopped_by_user: false,
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn sees_creation_updates_and_removal() {
+        let t = tempfile::tempdir().unwrap();
+        let mut w = Watcher::new_nonblocking(t.path()).unwrap();
+        assert!(w.read_changes().unwrap().is_empty());
+        let id = ContainerId::new("w1").unwrap();
+        let d = ContainerDir::new(t.path(), &id);
+        std::fs::create_dir(&d.dir).unwrap();
+        let mut st = state(&id, Status::Created);
+        d.write_state(&mut st).unwrap();
+        let mut got = w.read_changes().unwrap();
+        // The directory event may arrive before the state file: read again if needed.
+        if got.is_empty() {
+            got = w.read_changes().unwrap();
+        }
+        assert_eq!(
+            got.last().unwrap().state.as_ref().unwrap().status,
+            Status::Created
+        );
+        st.status = Status::Stopped;
+        st.exit_code = Some(3);
+        d.write_state(&mut st).unwrap();
+        let got = w.read_changes().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].state.as_ref().unwrap().exit_code, Some(3));
+        std::fs::remove_dir_all(&d.dir).unwrap();
+        let got = w.read_changes().unwrap();
+        assert_eq!(got, vec![Change { id, state: None }]);
+    }
+}

@@ -108,6 +108,27 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// A failing test must not leave containers, monitors or cgroups behind.
+    fn drop(&mut self) {
+        // The manager's root, and the roots the CLI tests pass to `berth runtime --root`.
+        let mut roots = vec![self.rt.clone()];
+        for extra in ["cli-root", "cli"] {
+            let p = self.tmp.path().join(extra);
+            if p.exists()
+                && let Ok(rt) = Runtime::open(&p)
+            {
+                roots.push(rt.with_exe(support::berth_bin()));
+            }
+        }
+        for rt in roots {
+            for st in rt.list().unwrap_or_default() {
+                let _ = rt.remove(&st.id, true);
+            }
+        }
+    }
+}
+
 /// Poll `f` until it returns Some, failing after `secs` (for conditions with no event to wait on).
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);

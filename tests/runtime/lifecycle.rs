@@ -292,7 +292,8 @@ fn restart_policy_on_failure_with_watch() {
     let st = final_state.unwrap();
     assert_eq!(st.restart_count, 2);
     assert_eq!(st.exit_code, Some(3));
-    assert!(exits >= 3, "three exits seen, got {exits}");
+    // Intermediate states may be coalesced by the time the watcher reads them.
+    assert!(exits >= 1);
     assert_eq!(env.log_text(&id).matches("run\n").count(), 3);
     env.rt.remove(&id, false).unwrap();
     let removed = watch.find(|c| {
@@ -325,10 +326,13 @@ fn engine_killed_mid_run_container_keeps_running_and_is_readopted() {
         .spawn()
         .unwrap();
     fixture::eventually(10, "engine connected to the monitor", || {
-        let fds = std::fs::read_dir(format!("/proc/{}/fd", engine.id()))
-            .ok()?
-            .count();
-        (fds > 3).then_some(())
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", engine.id())).ok()?;
+        fds.flatten()
+            .any(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            })
+            .then_some(())
     });
     engine.kill().unwrap(); // SIGKILL
     engine.wait().unwrap();
@@ -366,4 +370,111 @@ fn engine_killed_mid_run_container_keeps_running_and_is_readopted() {
     assert!(!env.rt.root().join("containers").join(id.as_str()).exists());
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mi.contains(id.as_str()), "no mount left for the container");
+}
+
+#[test]
+fn bad_requests_are_typed_errors_and_leave_nothing_behind() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let ghost = fixture::id("ghost");
+    assert!(matches!(
+        env.rt.state(&ghost),
+        Err(RuntimeError::NotFound { .. })
+    ));
+    assert!(matches!(
+        env.rt.start(&ghost),
+        Err(RuntimeError::NotFound { .. })
+    ));
+    assert!(matches!(
+        env.rt.remove(&ghost, true),
+        Err(RuntimeError::NotFound { .. })
+    ));
+
+    let id = fixture::id("dup");
+    env.rt.create(&env.req(&id, "exec sleep 1000")).unwrap();
+    assert!(matches!(
+        env.rt.create(&env.req(&id, "true")),
+        Err(RuntimeError::AlreadyExists { .. })
+    ));
+    env.rt.start(&id).unwrap();
+    assert!(matches!(
+        env.rt.start(&id),
+        Err(RuntimeError::WrongState { .. })
+    ));
+    assert!(matches!(
+        env.rt.remove(&id, false),
+        Err(RuntimeError::WrongState { .. })
+    ));
+    env.rt.remove(&id, true).unwrap();
+
+    // A command that does not exist: create fails, and no state, cgroup or monitor is left.
+    let id = fixture::id("noexe");
+    let mut req = env.req(&id, "");
+    req.args = vec!["/no/such/binary".into()];
+    env.rt.create(&req).unwrap();
+    let err = env.rt.start(&id).unwrap_err();
+    assert!(err.to_string().contains("/no/such/binary"), "{err}");
+    let st = env.rt.state(&id).unwrap();
+    assert_eq!(st.status, Status::Stopped);
+    env.rt.remove(&id, false).unwrap();
+    assert!(fixture::cgroup_dirs(&id).is_empty());
+
+    let id = fixture::id("badbind");
+    let mut req = env.req(&id, "true");
+    req.binds.push(berth::runtime::BindMount {
+        source: "/no/such/dir".into(),
+        destination: "/x".into(),
+        readonly: false,
+        propagation: None,
+    });
+    let err = env.rt.create(&req).unwrap_err();
+    assert!(err.to_string().contains("/no/such/dir"), "{err}");
+    assert!(!env.rt.root().join("containers").join(id.as_str()).exists());
+    assert!(fixture::cgroup_dirs(&id).is_empty());
+}
+
+#[test]
+fn monitor_killed_container_still_controllable_and_cleaned_up() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = fixture::id("orphan");
+    env.rt.create(&env.req(&id, "exec sleep 1000")).unwrap();
+    env.rt.start(&id).unwrap();
+    let st = env.rt.state(&id).unwrap();
+    let monitor = st.monitor_pid.unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &monitor.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    fixture::eventually(10, "monitor gone", || {
+        let s = std::fs::read_to_string(format!("/proc/{monitor}/stat")).unwrap_or_default();
+        (s.is_empty() || s.contains(") Z")).then_some(())
+    });
+    // The container outlives its monitor and is still reported running.
+    let st2 = env.rt.state(&id).unwrap();
+    assert_eq!(st2.status, Status::Running);
+    assert_eq!(st2.pid, st.pid);
+    // Stop falls back to signalling the init through a pidfd.
+    let t = Instant::now();
+    let st3 = env.rt.stop(&id, Some(Duration::from_millis(300))).unwrap();
+    assert_eq!(st3.status, Status::Stopped);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", st.pid)).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{}/stat", st.pid)).unwrap_or_default();
+            s.is_empty() || s.contains(") Z")
+        }
+    );
+    env.rt.remove(&id, false).unwrap();
+    assert!(
+        fixture::cgroup_dirs(&id).is_empty(),
+        "the dead monitor's cgroup is removed too"
+    );
 }
