@@ -1,31 +1,36 @@
 //! Container lifecycle events from the runtime's state files.
 //!
-//! Every berth process on a root watches the containers' state files (inotify, through the
-//! runtime's `Watcher`) and turns each change into events for its own subscribers. A container
-//! that exits while nobody's command is running — its monitor records the exit — is seen by
-//! every console at once, and nothing needs to go through the shared journal.
+//! Every berth process that has subscribers watches the containers' state files (inotify,
+//! through the runtime's `Watcher`). One of them at a time — the holder of an exclusive `flock`
+//! on `watch.lock` — turns each change into events and publishes them to the shared journal;
+//! the others receive them from the journal like any other event, so nothing arrives twice, and
+//! `berth serve` can replay them (`docker events --since`). When the leader exits, its lock is
+//! released and the next watcher to see a change takes over. A container that exits while no
+//! command is running (its monitor records the exit) is reported all the same.
 
 use super::event::Event;
 use super::events::EventBus;
 use super::handlers::container::{Record, api_state};
 use super::types::{ContainerId, ContainerState};
 use crate::runtime::{Runtime, State};
+use nix::fcntl::{Flock, FlockArg};
 use std::collections::HashMap;
+use std::fs::File;
 
 /// Start the watcher thread. Failure to watch is reported as an event, not fatal.
 pub(crate) fn spawn(runtime: Runtime, bus: EventBus) {
     let started = std::thread::Builder::new()
         .name("berth-watch".into())
         .spawn(move || {
+            let report = |e: &dyn std::fmt::Display| {
+                bus.publish_local(Event::Error {
+                    context: "watching containers".into(),
+                    message: e.to_string(),
+                })
+            };
             let mut watcher = match runtime.watch() {
                 Ok(w) => w,
-                Err(e) => {
-                    bus.publish_local(Event::Error {
-                        context: "watching containers".into(),
-                        message: e.to_string(),
-                    });
-                    return;
-                }
+                Err(e) => return report(&e),
             };
             let mut last: HashMap<String, (ContainerState, u32)> = runtime
                 .list()
@@ -33,33 +38,43 @@ pub(crate) fn spawn(runtime: Runtime, bus: EventBus) {
                 .iter()
                 .map(|st| (st.id.as_str().to_owned(), (api_state(st), st.restart_count)))
                 .collect();
+            let lock_path = runtime.root().join("watch.lock");
+            let mut leader: Option<Flock<File>> = None;
             loop {
                 let changes = match watcher.read_changes() {
                     Ok(c) => c,
-                    Err(e) => {
-                        bus.publish_local(Event::Error {
-                            context: "watching containers".into(),
-                            message: e.to_string(),
-                        });
-                        return;
-                    }
+                    Err(e) => return report(&e),
                 };
+                if leader.is_none() {
+                    leader = File::options()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&lock_path)
+                        .ok()
+                        .and_then(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).ok());
+                }
+                let mut events = Vec::new();
                 for change in changes {
                     let key = change.id.as_str().to_owned();
                     let id = ContainerId(key.clone());
                     match change.state {
                         None => {
                             if last.remove(&key).is_some() {
-                                bus.publish_local(Event::ContainerRemoved { id });
+                                events.push(Event::ContainerRemoved { id });
                             }
                         }
                         Some(st) => {
                             let now = (api_state(&st), st.restart_count);
                             let before = last.insert(key, now);
-                            for e in transition(&runtime, &st, before, now, id) {
-                                bus.publish_local(e);
-                            }
+                            events.extend(transition(&runtime, &st, before, now, id));
                         }
+                    }
+                }
+                // Followers keep their `last` map current (to lead well later) but publish nothing.
+                if leader.is_some() {
+                    for e in events {
+                        bus.publish(e);
                     }
                 }
             }

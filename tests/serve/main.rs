@@ -665,7 +665,6 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 #[test]
-#[ignore = "needs the runtime and image manager (lead wires them)"]
 fn docker_pull_shows_progress_then_images_lists_it() {
     let _ = NEEDS;
     if !support::require_root() {
@@ -704,7 +703,6 @@ fn docker_pull_shows_progress_then_images_lists_it() {
 }
 
 #[test]
-#[ignore = "needs the runtime and image manager (lead wires them)"]
 fn docker_run_rm_prints_hi_and_removes_the_container() {
     if !support::require_root() {
         return;
@@ -727,7 +725,6 @@ fn docker_run_rm_prints_hi_and_removes_the_container() {
 }
 
 #[test]
-#[ignore = "needs the runtime and image manager (lead wires them)"]
 fn detached_container_life_ps_logs_stop_restart_rm() {
     if !support::require_root() {
         return;
@@ -787,7 +784,6 @@ fn detached_container_life_ps_logs_stop_restart_rm() {
 }
 
 #[test]
-#[ignore = "needs the runtime and image manager (lead wires them)"]
 fn docker_exec_with_and_without_a_tty() {
     if !support::require_root() {
         return;
@@ -827,7 +823,6 @@ fn docker_exec_with_and_without_a_tty() {
 }
 
 #[test]
-#[ignore = "needs the runtime and image manager (lead wires them)"]
 fn docker_stats_no_stream_and_top() {
     if !support::require_root() {
         return;
@@ -855,7 +850,6 @@ fn docker_stats_no_stream_and_top() {
 }
 
 #[test]
-#[ignore = "needs the runtime and image manager (lead wires them)"]
 fn docker_events_shows_the_run() {
     if !support::require_root() {
         return;
@@ -904,7 +898,6 @@ fn docker_events_shows_the_run() {
 }
 
 #[test]
-#[ignore = "needs the runtime and image manager (lead wires them)"]
 fn docker_tag_push_rmi() {
     if !support::require_root() {
         return;

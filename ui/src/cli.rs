@@ -1232,25 +1232,17 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             if detach {
                 return Ok(ExitCode::SUCCESS);
             }
-            // The output closed: the process ended; its exit code follows at once.
-            for _ in 0..200 {
-                if let Reply::Exec(info) = submit(
-                    engine,
-                    Command::ExecInspect {
-                        exec_id: exec_id.clone(),
-                    },
-                )
-                .await?
-                    && let Some(code) = info.exit_code
-                {
-                    return Ok(ExitCode::from(code.clamp(0, 255) as u8));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            return Err(ApiError::engine(
-                "exec",
-                "the process's exit code did not arrive",
-            ));
+            // The output closes only once the exit code is recorded.
+            return match submit(engine, Command::ExecInspect { exec_id }).await? {
+                Reply::Exec(berth::api::ExecInfo {
+                    exit_code: Some(code),
+                    ..
+                }) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+                _ => Err(ApiError::engine(
+                    "exec",
+                    "the process's exit code is unknown",
+                )),
+            };
         }
         Sub::Version => {
             let Reply::Version(v) = submit(engine, Command::SystemVersion).await? else {

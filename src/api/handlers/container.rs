@@ -1068,7 +1068,12 @@ impl Dispatcher {
             "HostConfig": {
                 "Binds": cfg.volumes,
                 "NetworkMode": match &cfg.network { NetworkMode::None => "none".to_owned(), NetworkMode::Host => "host".into(), NetworkMode::Bridge => "bridge".into(), NetworkMode::Named(n) => n.clone(), NetworkMode::Container(c) => format!("container:{c}") },
-                "RestartPolicy": cfg.restart,
+                "RestartPolicy": match cfg.restart {
+                    RestartPolicy::No => serde_json::json!({"Name": "no", "MaximumRetryCount": 0}),
+                    RestartPolicy::Always => serde_json::json!({"Name": "always", "MaximumRetryCount": 0}),
+                    RestartPolicy::UnlessStopped => serde_json::json!({"Name": "unless-stopped", "MaximumRetryCount": 0}),
+                    RestartPolicy::OnFailure { max_retries } => serde_json::json!({"Name": "on-failure", "MaximumRetryCount": max_retries.unwrap_or(0)}),
+                },
                 "AutoRemove": cfg.auto_remove,
                 "Privileged": cfg.privileged,
                 "ReadonlyRootfs": cfg.read_only,
@@ -1080,7 +1085,10 @@ impl Dispatcher {
                 "NanoCpus": cfg.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
                 "CpusetCpus": cfg.cpuset_cpus.clone().unwrap_or_default(),
                 "PidsLimit": cfg.pids_limit,
-                "Tmpfs": cfg.tmpfs,
+                "Tmpfs": cfg.tmpfs.iter().map(|t| {
+                    let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
+                    (dst.to_owned(), serde_json::Value::String(opts.to_owned()))
+                }).collect::<serde_json::Map<_, _>>(),
             },
             "Config": {
                 "Hostname": cfg.hostname.clone().unwrap_or_else(|| st.id.as_str()[..12].to_owned()),
@@ -1261,6 +1269,7 @@ impl Dispatcher {
             tty: config.tty,
             size: console_size.map(|(h, w)| runtime::WinSize { rows: h, cols: w }),
             process: None,
+            pid_file: None,
         };
         let mode = if config.tty {
             runtime::StdioMode::Pty
@@ -1303,11 +1312,14 @@ impl Dispatcher {
         let (out_tx, out_rx) = mpsc::channel(256);
         let mut stdin_tx = None;
         let tty = config.tty;
+        let mut readers = Vec::new();
         if let Some(m) = &master {
             let reader =
                 std::fs::File::from(m.try_clone().map_err(|e| ApiError::engine("exec", e))?);
             let tx = out_tx.clone();
-            std::thread::spawn(move || pump_reader(reader, Stream::Stdout, tx));
+            readers.push(std::thread::spawn(move || {
+                pump_reader(reader, Stream::Stdout, tx)
+            }));
             if config.stdin && !detach {
                 let writer =
                     std::fs::File::from(m.try_clone().map_err(|e| ApiError::engine("exec", e))?);
@@ -1318,11 +1330,15 @@ impl Dispatcher {
         } else {
             if let Some(o) = proc.child.stdout.take() {
                 let tx = out_tx.clone();
-                std::thread::spawn(move || pump_reader(o, Stream::Stdout, tx));
+                readers.push(std::thread::spawn(move || {
+                    pump_reader(o, Stream::Stdout, tx)
+                }));
             }
             if let Some(e) = proc.child.stderr.take() {
                 let tx = out_tx.clone();
-                std::thread::spawn(move || pump_reader(e, Stream::Stderr, tx));
+                readers.push(std::thread::spawn(move || {
+                    pump_reader(e, Stream::Stderr, tx)
+                }));
             }
             match proc.child.stdin.take() {
                 Some(i) if config.stdin && !detach => {
@@ -1333,11 +1349,14 @@ impl Dispatcher {
                 _ => {}
             }
         }
-        drop(out_tx);
-        // Record the exit code when the process ends; the output channel closes by itself.
+        // When the output is drained and the process has ended, record the exit code, and only
+        // then close the output: whoever sees the end of the stream can ask for the code.
         let execs = Arc::clone(self.execs_arc());
         let exec_key = exec_id.clone();
         std::thread::spawn(move || {
+            for r in readers {
+                let _ = r.join();
+            }
             let code = proc.wait().unwrap_or(-1);
             if let Some(x) = execs
                 .lock()
@@ -1348,6 +1367,7 @@ impl Dispatcher {
                 x.exit_code = Some(code);
                 x.master = None;
             }
+            drop(out_tx);
         });
         if detach {
             return Ok(Reply::Done);

@@ -249,11 +249,24 @@ impl Dispatcher {
             .images()
             .history(reference.as_str())
             .map_err(|e| image_error(&format!("reading the history of {reference}"), e))?;
+        let top = self.images().inspect(reference.as_str()).ok();
         let rows: Vec<serde_json::Value> = h
             .into_iter()
             .rev()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
+                // Docker names the top entry by the image id (with its tags); older ones are
+                // "<missing>": their intermediate images are not in the store.
+                let (id, tags) = match (&top, i) {
+                    (Some(d), 0) => (
+                        d.summary.id.to_string(),
+                        d.summary.names.iter().map(|n| n.familiar()).collect(),
+                    ),
+                    _ => ("<missing>".to_owned(), Vec::<String>::new()),
+                };
                 serde_json::json!({
+                    "Id": id,
+                    "Tags": tags,
                     "Created": created_unix(e.created.as_deref()).unwrap_or(0),
                     "CreatedBy": e.created_by,
                     "Comment": e.comment.unwrap_or_default(),
