@@ -449,7 +449,7 @@ impl ImageStore {
             // Two consumers of the download: the blob writer (hash, write, fsync as soon as
             // the last byte is in) and the unpacker (decompress, hash, extract). The writer gets
             // every byte even if the unpacker stops early, so the digest verdict comes first.
-            let mut writer = self.content.ingest()?;
+            let mut writer = self.content.ingest_direct()?;
             let (btx, mut brx) = tokio::sync::mpsc::channel::<Bytes>(512);
             let blob_task = tokio::task::spawn_blocking(move || -> io::Result<BlobWriter> {
                 while let Some(b) = brx.blocking_recv() {
