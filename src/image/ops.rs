@@ -156,6 +156,12 @@ impl ImageStore {
         })
     }
 
+    /// The id of the image a name or id (prefix) refers to; `NotFound` when there is none (the
+    /// dispatcher's "pull if missing" check).
+    pub fn image_id(&self, ref_or_id: &str) -> Result<ImageId> {
+        Ok(self.resolve(ref_or_id)?.id)
+    }
+
     pub(crate) fn config_of(&self, img: &Image) -> Result<ImageConfig> {
         ImageConfig::parse(&self.content.read_blob(&img.id)?)
     }

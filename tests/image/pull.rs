@@ -386,3 +386,19 @@ async fn skopeo_reads_the_store() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["Digest"], fx.multi.manifest_digest.to_string());
 }
+
+/// The dispatcher runs pulls and pushes on spawned tasks: their futures must be Send, and the
+/// store shareable.
+#[test]
+fn futures_are_send_and_the_store_is_shareable() {
+    fn send<T: Send>(_: &T) {}
+    fn shared<T: Send + Sync>() {}
+    shared::<ImageStore>();
+    let tmp = tempdir();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let reference = r("127.0.0.1:1/never/polled");
+    let pull = store.pull(&reference, None, |_| {});
+    send(&pull);
+    let push = store.push(&reference, |_| {});
+    send(&push);
+}
