@@ -38,6 +38,9 @@ async fn tag_list_history_remove_prune() {
         ]
     );
     assert_eq!(img.created.as_deref(), Some("2024-01-02T03:04:06Z"));
+    assert_eq!(img.created_unix, Some(1_704_164_646));
+    let blobs: u64 = fx.multi.layers.iter().map(|l| l.blob.len() as u64).sum();
+    assert_eq!(img.compressed_size, blobs);
     assert!(
         img.size > 1_000_000,
         "unpacked size counts busybox: {}",
