@@ -51,6 +51,15 @@ pub struct ProgressUpdate {
 
 pub(crate) type Progress = Arc<dyn Fn(ProgressUpdate) + Send + Sync>;
 
+/// Removes a staging directory when dropped (a no-op once it was renamed into place).
+struct StagingGuard(std::path::PathBuf);
+
+impl Drop for StagingGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// What a layer pipeline saw, whatever happened to the unpack.
 struct LayerOutcome {
     compressed: Digest,
@@ -320,7 +329,11 @@ impl ImageStore {
                     .await
             }
         });
-        futures_util::future::try_join_all(jobs).await?;
+        // Every layer job runs to its end (no detached unpack left writing), then the first
+        // error, if any, is the pull's.
+        for r in futures_util::future::join_all(jobs).await {
+            r?;
+        }
 
         // Everything is in place: record the manifest and name the image.
         self.content
@@ -411,6 +424,9 @@ impl ImageStore {
         } else {
             Some(self.layers.staging(chain)?)
         };
+        // However this ends (error, or the caller dropping the pull), no staging dir stays;
+        // after a commit the path no longer exists and this does nothing.
+        let _staging_guard = staging.clone().map(StagingGuard);
         let name = l.digest.to_string();
 
         let outcome = if have_blob {
