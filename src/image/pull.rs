@@ -51,6 +51,9 @@ pub struct ProgressUpdate {
 
 pub(crate) type Progress = Arc<dyn Fn(ProgressUpdate) + Send + Sync>;
 
+/// How many times a layer download is tried before its error is the pull's.
+const LAYER_ATTEMPTS: u64 = 3;
+
 /// Removes a staging directory when dropped (a no-op once it was renamed into place).
 struct StagingGuard(std::path::PathBuf);
 
@@ -325,8 +328,21 @@ impl ImageStore {
             let chain = &chains[i];
             async move {
                 let _permit = sem.acquire().await.expect("semaphore open");
-                self.fetch_layer(client, reference, l, diff, chain, progress)
-                    .await
+                // A dropped connection or a registry hiccup restarts the layer (as Docker does);
+                // content errors (digest, unsafe entry) do not.
+                let mut attempt = 1;
+                loop {
+                    match self
+                        .fetch_layer(client, reference, l, diff, chain, progress.clone())
+                        .await
+                    {
+                        Err(ImageError::Registry { .. }) if attempt < LAYER_ATTEMPTS => {
+                            tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                            attempt += 1;
+                        }
+                        other => break other,
+                    }
+                }
             }
         });
         // Every layer job runs to its end (no detached unpack left writing), then the first
