@@ -128,9 +128,46 @@ impl ImageStore {
         &self.registry
     }
 
-    /// `berth login`: stores credentials for `registry` in the Docker config file.
-    pub fn login(&self, registry: &str, user: &str, password: &str) -> Result<PathBuf> {
-        self.registry.login(registry, user, password)
+    /// `berth login`: checks the credentials with the registry (its token service, when it has
+    /// one), then stores them in the Docker config file. Returns the file written.
+    pub async fn login(&self, registry: &str, user: &str, password: &str) -> Result<PathBuf> {
+        let looks_like_host = registry.contains('.')
+            || registry.contains(':')
+            || registry == "localhost"
+            || registry.starts_with('[');
+        if !looks_like_host {
+            return Err(ImageError::InvalidReference {
+                reference: registry.into(),
+                reason: "not a registry host[:port] (it needs a '.', a ':' or to be localhost)"
+                    .into(),
+            });
+        }
+        let probe = Reference::parse(&format!("{registry}/berth/login-check")).map_err(|_| {
+            ImageError::InvalidReference {
+                reference: registry.into(),
+                reason: "not a registry host[:port]".into(),
+            }
+        })?;
+        let client = self.registry.client(&probe);
+        let auth = oci_client::secrets::RegistryAuth::Basic(user.into(), password.into());
+        match client
+            .auth(
+                &pull::oci_ref(&probe),
+                &auth,
+                oci_client::RegistryOperation::Pull,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(oci_client::errors::OciDistributionError::AuthenticationFailure(reason)) => {
+                return Err(ImageError::Credentials {
+                    registry: registry.into(),
+                    reason: format!("the registry refused them: {reason}"),
+                });
+            }
+            Err(e) => return Err(registry::registry_error(&probe, e)),
+        }
+        self.registry.login(probe.registry(), user, password)
     }
 
     /// Protects `digests` from GC until the returned guard is dropped.

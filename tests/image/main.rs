@@ -11,6 +11,7 @@ mod archive;
 mod bench;
 mod escapes;
 mod fixtures;
+mod login;
 mod lying_registry;
 mod pull;
 mod store_ops;
