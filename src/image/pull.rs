@@ -252,7 +252,12 @@ impl ImageStore {
                 let pick = idx
                     .manifests
                     .iter()
-                    .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+                    .find(|d| d.platform.as_ref().is_some_and(|p| want.matches_exactly(p)))
+                    .or_else(|| {
+                        idx.manifests
+                            .iter()
+                            .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+                    })
                     .cloned()
                     .ok_or_else(|| ImageError::NoMatchingPlatform {
                         reference: reference.to_string(),
