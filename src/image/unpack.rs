@@ -81,6 +81,30 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Result<Unpa
     Ok(u.stats)
 }
 
+/// Decompresses `src` as `compression` says, unpacks it into `dest` and returns the digest of
+/// the uncompressed tar (the layer's diff id) with the stats.
+pub fn unpack_compressed(
+    src: impl Read,
+    compression: super::layout::Compression,
+    dest: &Path,
+    layer: &str,
+) -> Result<(super::digest::Digest, UnpackStats)> {
+    use super::layout::Compression;
+    let bad = |e: io::Error| ImageError::BadLayer {
+        layer: layer.into(),
+        reason: e.to_string(),
+    };
+    let dec: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(src),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(src)),
+        Compression::Zstd => Box::new(zstd::Decoder::new(src).map_err(bad)?),
+    };
+    let mut hr = super::digest::HashingReader::new(dec);
+    let stats = unpack_layer(&mut hr, dest, layer)?;
+    let (diff, _) = hr.finish().map_err(bad)?;
+    Ok((diff, stats))
+}
+
 /// Splits a tar name into clean components, refusing absolute names and `..`.
 pub fn clean_components(raw: &[u8]) -> std::result::Result<Vec<&OsStr>, String> {
     if raw.first() == Some(&b'/') {

@@ -402,3 +402,37 @@ fn futures_are_send_and_the_store_is_shareable() {
     let push = store.push(&reference, |_| {});
     send(&push);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_layer_dir_is_unpacked_again_from_the_stored_blob() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let fx = fixtures();
+    let tmp = tempdir();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    store.pull(&r(&fx.multi_ref), None, |_| {}).await.unwrap();
+    let dirs = layer_dirs(&store, &fx.multi_ref);
+    // Lose the middle layer's directory (its record first, as a removal does).
+    std::fs::remove_file(dirs[1].with_extension("json")).unwrap();
+    std::fs::remove_dir_all(&dirs[1]).unwrap();
+    let (log, progress) = recorder();
+    store.pull(&r(&fx.multi_ref), None, progress).await.unwrap();
+    let log = log.lock().unwrap().clone();
+    let middle = &fx.multi.layers[1].digest;
+    assert!(
+        log.iter()
+            .any(|u| &u.layer == middle && u.phase == Phase::Extracting)
+    );
+    assert!(
+        !log.iter()
+            .any(|u| &u.layer == middle && u.phase == Phase::Downloading),
+        "not downloaded again"
+    );
+    assert!(
+        std::fs::symlink_metadata(dirs[1].join("etc/gone"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}
