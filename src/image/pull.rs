@@ -121,7 +121,7 @@ impl<R: Read> Read for Tee<R> {
 
 /// Runs one stored layer through hash → decompress → hash → unpack. Blocking.
 fn process_layer(
-    src: impl Read,
+    src: impl Read + Send,
     compression: Compression,
     dest: &Path,
     name: &str,
