@@ -452,7 +452,7 @@ impl Unpacker {
                 path.push(&leaf);
                 self.dirs.push((path, meta));
             }
-            EntryType::Regular | EntryType::Continuous => {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.remove_existing(&dir, &leaf, &raw)?;
                 let fd = openat(
                     &dir,
