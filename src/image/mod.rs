@@ -93,6 +93,13 @@ impl ImageStore {
     pub fn open_with(root: &Path, registry: RegistryOptions) -> Result<Self> {
         let content = ContentStore::open(&root.join("images"))?;
         let layers = LayerStore::open(&root.join("layers"))?;
+        // Layers hold setuid binaries and the store holds every image: root only (moby's fix
+        // for CVE-2021-41091 locks its data root down the same way).
+        for d in [root.join("images"), root.join("layers")] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| ImageError::io("chmod", &d, e))?;
+        }
         let snapshot_mode = snapshot::probe(&root.join("layers"));
         Ok(ImageStore {
             root: root.to_path_buf(),
