@@ -135,9 +135,20 @@ impl ImageStore {
         &self.registry
     }
 
+    /// Stores credentials for `registry` in the Docker config file without asking the
+    /// registry (what `login` did first; prefer `login_verified`). Returns the file written.
+    pub fn login(&self, registry: &str, user: &str, password: &str) -> Result<PathBuf> {
+        self.registry.login(registry, user, password)
+    }
+
     /// `berth login`: checks the credentials with the registry (its token service, when it has
     /// one), then stores them in the Docker config file. Returns the file written.
-    pub async fn login(&self, registry: &str, user: &str, password: &str) -> Result<PathBuf> {
+    pub async fn login_verified(
+        &self,
+        registry: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<PathBuf> {
         let looks_like_host = registry.contains('.')
             || registry.contains(':')
             || registry == "localhost"

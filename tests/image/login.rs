@@ -44,7 +44,10 @@ async fn login_stores_accepted_and_refuses_rejected_credentials() {
     };
     let store = ImageStore::open_with(&tmp.path().join("root"), opts).unwrap();
     // docker-registry without auth accepts anyone, as with `docker login`.
-    assert_eq!(store.login(&reg, "me", "secret").await.unwrap(), file);
+    assert_eq!(
+        store.login_verified(&reg, "me", "secret").await.unwrap(),
+        file
+    );
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(
         doc["auths"][&reg]["auth"], "bWU6c2VjcmV0",
@@ -52,7 +55,7 @@ async fn login_stores_accepted_and_refuses_rejected_credentials() {
     );
 
     let bad = refusing_registry();
-    let err = store.login(&bad, "me", "wrong").await.unwrap_err();
+    let err = store.login_verified(&bad, "me", "wrong").await.unwrap_err();
     assert!(matches!(err, ImageError::Credentials { .. }), "{err}");
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert!(
@@ -60,7 +63,7 @@ async fn login_stores_accepted_and_refuses_rejected_credentials() {
         "refused credentials are not stored"
     );
     assert!(matches!(
-        store.login("nodots", "a", "b").await,
+        store.login_verified("nodots", "a", "b").await,
         Err(ImageError::InvalidReference { .. })
     ));
 }
