@@ -24,7 +24,6 @@ pub struct Fixtures {
     pub evil: Vec<(String, &'static str)>,
     /// A good busybox layer under a hostile one.
     pub evil_multi: String,
-    _layout: tempfile::TempDir,
 }
 
 /// Where hostile layers try to write.
@@ -157,7 +156,6 @@ fn build() -> Fixtures {
         arm,
         v2s2_ref,
         evil,
-        _layout: tmp,
     }
 }
 
