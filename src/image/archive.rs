@@ -143,6 +143,8 @@ impl ImageStore {
         let mut meta: HashMap<String, Vec<u8>> = HashMap::new();
         // Blobs by digest (from blobs/…) and other files (legacy layer.tar) by path.
         let mut by_path: HashMap<String, Digest> = HashMap::new();
+        // Blobs stay out of GC's reach until the images using them are named.
+        let mut guards = Vec::new();
         let mut archive = tar::Archive::new(input);
         let entries = archive
             .entries()
@@ -188,6 +190,7 @@ impl ImageStore {
                 },
                 e => e,
             })?;
+            guards.push(self.protect([d.clone()]));
             by_path.insert(path, d);
         }
         let mut loaded = Vec::new();
@@ -263,6 +266,7 @@ impl ImageStore {
                 let raw =
                     serde_json::to_vec(&manifest).map_err(|e| ImageError::json("manifest", e))?;
                 let md = self.content.put(&raw, None)?;
+                guards.push(self.protect([md.clone()]));
                 let desc = Descriptor::new(OCI_MANIFEST, md, raw.len() as u64);
                 let names: Vec<Reference> = e
                     .repo_tags
@@ -279,6 +283,7 @@ impl ImageStore {
                 "neither index.json nor manifest.json: not an image archive",
             ));
         }
+        drop(guards);
         self.collect_garbage()?; // blobs of the archive no image uses
         Ok(loaded)
     }
@@ -394,6 +399,7 @@ impl ImageStore {
             .map_err(|e| ImageError::io("import", "<tarball>", e))?;
         let size = w.written();
         let layer = w.commit(None, None)?;
+        let layer_guard = self.protect([layer.clone()]);
         let host = Platform::host();
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
@@ -417,6 +423,7 @@ impl ImageStore {
         };
         let config_raw = serde_json::to_vec(&config).map_err(|e| ImageError::json("config", e))?;
         let config_digest = self.content.put(&config_raw, None)?;
+        let config_guard = self.protect([config_digest.clone()]);
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(OCI_MANIFEST.into()),
@@ -426,16 +433,16 @@ impl ImageStore {
         };
         let raw = serde_json::to_vec(&manifest).map_err(|e| ImageError::json("manifest", e))?;
         let md = self.content.put(&raw, None)?;
+        let manifest_guard = self.protect([md.clone()]);
         let desc = Descriptor::new(OCI_MANIFEST, md, raw.len() as u64);
         let names: Vec<Reference> = name.into_iter().cloned().collect();
         // Unpacking checks the tarball's entries like any layer's; a hostile one is refused.
-        match self.finish_load(&desc, &manifest, &names) {
-            Ok(id) => Ok(id),
-            Err(e) => {
-                let _ = self.collect_garbage();
-                Err(e)
-            }
+        let res = self.finish_load(&desc, &manifest, &names);
+        drop((layer_guard, config_guard, manifest_guard));
+        if res.is_err() {
+            let _ = self.collect_garbage();
         }
+        res
     }
 
     /// `save` to a file path.

@@ -141,12 +141,22 @@ impl Platform {
         }
     }
 
-    /// Whether an index entry's platform satisfies this wanted platform. A wanted platform
-    /// without a variant accepts any variant (arm64 entries often say `v8`).
+    /// Whether an index entry's platform satisfies this wanted platform: same os and
+    /// architecture, and the variants equal or either one unspecified (arm64 entries may or
+    /// may not say `v8`). Prefer `matches_exactly` when several match.
     pub fn matches(&self, candidate: &Platform) -> bool {
         self.os == candidate.os
             && self.architecture == candidate.architecture
-            && (self.variant.is_none() || self.variant == candidate.variant)
+            && (self.variant.is_none()
+                || candidate.variant.is_none()
+                || self.variant == candidate.variant)
+    }
+
+    /// Same os, architecture and variant.
+    pub fn matches_exactly(&self, candidate: &Platform) -> bool {
+        self.os == candidate.os
+            && self.architecture == candidate.architecture
+            && self.variant == candidate.variant
     }
 }
 
@@ -277,6 +287,13 @@ mod tests {
         let want = Platform::parse("linux/arm64").unwrap();
         assert!(want.matches(&p));
         assert!(!Platform::parse("linux/amd64").unwrap().matches(&p));
+        let no_variant = Platform::parse("linux/arm64").unwrap();
+        assert!(
+            p.matches(&no_variant),
+            "an entry without a variant serves a v8 host"
+        );
+        assert!(!p.matches(&Platform::parse("linux/arm64/v9").unwrap()));
+        assert!(!p.matches_exactly(&no_variant));
         assert_eq!(Platform::host().os, "linux");
     }
 

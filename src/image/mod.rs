@@ -93,6 +93,13 @@ impl ImageStore {
     pub fn open_with(root: &Path, registry: RegistryOptions) -> Result<Self> {
         let content = ContentStore::open(&root.join("images"))?;
         let layers = LayerStore::open(&root.join("layers"))?;
+        // Layers hold setuid binaries and the store holds every image: root only (moby's fix
+        // for CVE-2021-41091 locks its data root down the same way).
+        for d in [root.join("images"), root.join("layers")] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| ImageError::io("chmod", &d, e))?;
+        }
         let snapshot_mode = snapshot::probe(&root.join("layers"));
         Ok(ImageStore {
             root: root.to_path_buf(),
@@ -128,9 +135,57 @@ impl ImageStore {
         &self.registry
     }
 
-    /// `berth login`: stores credentials for `registry` in the Docker config file.
+    /// Stores credentials for `registry` in the Docker config file without asking the
+    /// registry (what `login` did first; prefer `login_verified`). Returns the file written.
     pub fn login(&self, registry: &str, user: &str, password: &str) -> Result<PathBuf> {
         self.registry.login(registry, user, password)
+    }
+
+    /// `berth login`: checks the credentials with the registry (its token service, when it has
+    /// one), then stores them in the Docker config file. Returns the file written.
+    pub async fn login_verified(
+        &self,
+        registry: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<PathBuf> {
+        let looks_like_host = registry.contains('.')
+            || registry.contains(':')
+            || registry == "localhost"
+            || registry.starts_with('[');
+        if !looks_like_host {
+            return Err(ImageError::InvalidReference {
+                reference: registry.into(),
+                reason: "not a registry host[:port] (it needs a '.', a ':' or to be localhost)"
+                    .into(),
+            });
+        }
+        let probe = Reference::parse(&format!("{registry}/berth/login-check")).map_err(|_| {
+            ImageError::InvalidReference {
+                reference: registry.into(),
+                reason: "not a registry host[:port]".into(),
+            }
+        })?;
+        let client = self.registry.client(&probe);
+        let auth = oci_client::secrets::RegistryAuth::Basic(user.into(), password.into());
+        match client
+            .auth(
+                &pull::oci_ref(&probe),
+                &auth,
+                oci_client::RegistryOperation::Pull,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(oci_client::errors::OciDistributionError::AuthenticationFailure(reason)) => {
+                return Err(ImageError::Credentials {
+                    registry: registry.into(),
+                    reason: format!("the registry refused them: {reason}"),
+                });
+            }
+            Err(e) => return Err(registry::registry_error(&probe, e)),
+        }
+        self.registry.login(probe.registry(), user, password)
     }
 
     /// Protects `digests` from GC until the returned guard is dropped.

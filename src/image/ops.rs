@@ -31,8 +31,12 @@ pub struct ImageSummary {
     pub digest: Digest,
     /// Unpacked size (bytes of file content), or the compressed size when not unpacked.
     pub size: u64,
+    /// Bytes of the layer blobs as stored (compressed).
+    pub compressed_size: u64,
     /// RFC 3339 creation time from the config.
     pub created: Option<String>,
+    /// The same as Unix seconds, when it parses.
+    pub created_unix: Option<i64>,
     /// Containers using it (from the caller's count).
     pub containers: usize,
 }
@@ -156,6 +160,12 @@ impl ImageStore {
         })
     }
 
+    /// The id of the image a name or id (prefix) refers to; `NotFound` when there is none (the
+    /// dispatcher's "pull if missing" check).
+    pub fn image_id(&self, ref_or_id: &str) -> Result<ImageId> {
+        Ok(self.resolve(ref_or_id)?.id)
+    }
+
     pub(crate) fn config_of(&self, img: &Image) -> Result<ImageConfig> {
         ImageConfig::parse(&self.content.read_blob(&img.id)?)
     }
@@ -177,6 +187,12 @@ impl ImageStore {
             repo_digests: img.repo_digests.clone(),
             digest: img.desc.digest.clone(),
             size: self.size_of(img, &config),
+            compressed_size: img.manifest.layers.iter().map(|l| l.size).sum(),
+            created_unix: config.created.as_deref().and_then(|c| {
+                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339)
+                    .ok()
+                    .map(|t| t.unix_timestamp())
+            }),
             created: config.created.clone(),
             containers: in_use(&img.id),
         })

@@ -16,14 +16,14 @@ use oci_client::manifest::OciDescriptor;
 
 use super::ImageStore;
 use super::config::ImageConfig;
-use super::digest::{Digest, Hasher, HashingReader, ImageId, chain_ids};
+use super::digest::{Digest, Hasher, ImageId, chain_ids};
 use super::error::{ImageError, Result};
 use super::layers::LayerRecord;
 use super::layout::{AnyManifest, Compression, Descriptor, MANIFEST_TYPES, Platform};
 use super::reference::Reference;
 use super::registry::registry_error;
 use super::store::BlobWriter;
-use super::unpack::{UnpackStats, unpack_layer};
+use super::unpack::{UnpackStats, unpack_compressed};
 
 /// Where one layer of a pull (or push) is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +50,18 @@ pub struct ProgressUpdate {
 }
 
 pub(crate) type Progress = Arc<dyn Fn(ProgressUpdate) + Send + Sync>;
+
+/// How many times a layer download is tried before its error is the pull's.
+const LAYER_ATTEMPTS: u64 = 3;
+
+/// Removes a staging directory when dropped (a no-op once it was renamed into place).
+struct StagingGuard(std::path::PathBuf);
+
+impl Drop for StagingGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// What a layer pipeline saw, whatever happened to the unpack.
 struct LayerOutcome {
@@ -79,11 +91,10 @@ impl Read for ChannelReader {
     }
 }
 
-/// Hashes (and optionally stores) the compressed stream as the decompressor reads it.
+/// Hashes the compressed stream as the decompressor reads it, reporting progress.
 struct Tee<R> {
     inner: R,
     hasher: Hasher,
-    blob: Option<BlobWriter>,
     progress: Option<(Progress, Digest, u64)>,
     last_report: u64,
 }
@@ -92,9 +103,6 @@ impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        if let Some(b) = &mut self.blob {
-            io::Write::write_all(b, &buf[..n])?;
-        }
         if let Some((p, d, total)) = &self.progress {
             let done = self.hasher.len();
             if done - self.last_report >= 4 << 20 || (n == 0 && done != self.last_report) {
@@ -111,71 +119,29 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// Decompresses, hashes (diff id) and unpacks one layer stream. Blocking.
-fn unpack_stream(
-    src: impl Read,
+/// Runs one stored layer through hash → decompress → hash → unpack. Blocking.
+fn process_layer(
+    src: impl Read + Send,
     compression: Compression,
     dest: &Path,
     name: &str,
-) -> Result<(Digest, UnpackStats)> {
-    let bad = |e: io::Error| ImageError::BadLayer {
-        layer: name.into(),
-        reason: e.to_string(),
-    };
-    let dec: Box<dyn Read + '_> = match compression {
-        Compression::None => Box::new(src),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(src)),
-        Compression::Zstd => Box::new(zstd::Decoder::new(src).map_err(bad)?),
-    };
-    let mut hr = HashingReader::new(dec);
-    let stats = unpack_layer(&mut hr, dest, name)?;
-    let (diff, _) = hr.finish().map_err(bad)?;
-    Ok((diff, stats))
-}
-
-/// Runs one stored layer through hash → decompress → hash → unpack. Blocking.
-fn process_layer(
-    src: impl Read,
-    blob: Option<BlobWriter>,
-    compression: Compression,
-    unpack_to: Option<&Path>,
-    name: &str,
-    progress: Option<(Progress, Digest, u64)>,
+    progress: (Progress, Digest, u64),
 ) -> LayerOutcome {
     let mut tee = Tee {
         inner: src,
         hasher: Hasher::new(),
-        blob,
-        progress,
+        progress: Some(progress),
         last_report: 0,
     };
-    let mut unpack = None;
-    if let Some(dest) = unpack_to {
-        let res = (|| -> Result<(Digest, UnpackStats)> {
-            let bad = |e: io::Error| ImageError::BadLayer {
-                layer: name.into(),
-                reason: e.to_string(),
-            };
-            let dec: Box<dyn Read + '_> = match compression {
-                Compression::None => Box::new(&mut tee),
-                Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut tee)),
-                Compression::Zstd => Box::new(zstd::Decoder::new(&mut tee).map_err(bad)?),
-            };
-            let mut hr = HashingReader::new(dec);
-            let stats = unpack_layer(&mut hr, dest, name)?;
-            let (diff, _) = hr.finish().map_err(bad)?;
-            Ok((diff, stats))
-        })();
-        unpack = Some(res);
-    }
+    let unpack = unpack_compressed(&mut tee, compression, dest, name);
     // Whatever happened, read the rest so the compressed digest covers the whole blob.
     let _ = io::copy(&mut tee, &mut io::sink());
     let compressed_len = tee.hasher.len();
     LayerOutcome {
         compressed: tee.hasher.finish(),
         compressed_len,
-        unpack,
-        blob: tee.blob,
+        unpack: Some(unpack),
+        blob: None,
     }
 }
 
@@ -240,7 +206,12 @@ impl ImageStore {
                 let pick = idx
                     .manifests
                     .iter()
-                    .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+                    .find(|d| d.platform.as_ref().is_some_and(|p| want.matches_exactly(p)))
+                    .or_else(|| {
+                        idx.manifests
+                            .iter()
+                            .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+                    })
                     .cloned()
                     .ok_or_else(|| ImageError::NoMatchingPlatform {
                         reference: reference.to_string(),
@@ -316,11 +287,28 @@ impl ImageStore {
             let chain = &chains[i];
             async move {
                 let _permit = sem.acquire().await.expect("semaphore open");
-                self.fetch_layer(client, reference, l, diff, chain, progress)
-                    .await
+                // A dropped connection or a registry hiccup restarts the layer (as Docker does);
+                // content errors (digest, unsafe entry) do not.
+                let mut attempt = 1;
+                loop {
+                    match self
+                        .fetch_layer(client, reference, l, diff, chain, progress.clone())
+                        .await
+                    {
+                        Err(ImageError::Registry { .. }) if attempt < LAYER_ATTEMPTS => {
+                            tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                            attempt += 1;
+                        }
+                        other => break other,
+                    }
+                }
             }
         });
-        futures_util::future::try_join_all(jobs).await?;
+        // Every layer job runs to its end (no detached unpack left writing), then the first
+        // error, if any, is the pull's.
+        for r in futures_util::future::join_all(jobs).await {
+            r?;
+        }
 
         // Everything is in place: record the manifest and name the image.
         self.content
@@ -411,23 +399,24 @@ impl ImageStore {
         } else {
             Some(self.layers.staging(chain)?)
         };
+        // However this ends (error, or the caller dropping the pull), no staging dir stays;
+        // after a commit the path no longer exists and this does nothing.
+        let _staging_guard = staging.clone().map(StagingGuard);
         let name = l.digest.to_string();
 
-        let outcome = if have_blob {
-            // Unpack from the store.
+        let outcome = if let (true, Some(dir)) = (have_blob, staging.clone()) {
+            // The blob is here but not unpacked: unpack from the store.
             let file = self.content.open_blob(&l.digest)?;
-            let staging2 = staging.clone();
             let p = (progress.clone(), l.digest.clone(), l.size);
             let name2 = name.clone();
             report(Phase::Extracting, 0);
             let out = tokio::task::spawn_blocking(move || {
                 process_layer(
                     io::BufReader::with_capacity(1 << 20, file),
-                    None,
                     compression,
-                    staging2.as_deref(),
+                    &dir,
                     &name2,
-                    Some(p),
+                    p,
                 )
             })
             .await
@@ -449,7 +438,7 @@ impl ImageStore {
             // Two consumers of the download: the blob writer (hash, write, fsync as soon as
             // the last byte is in) and the unpacker (decompress, hash, extract). The writer gets
             // every byte even if the unpacker stops early, so the digest verdict comes first.
-            let mut writer = self.content.ingest()?;
+            let mut writer = self.content.ingest_direct()?;
             let (btx, mut brx) = tokio::sync::mpsc::channel::<Bytes>(512);
             let blob_task = tokio::task::spawn_blocking(move || -> io::Result<BlobWriter> {
                 while let Some(b) = brx.blocking_recv() {
@@ -466,7 +455,7 @@ impl ImageStore {
                         rx,
                         cur: Bytes::new(),
                     };
-                    unpack_stream(src, compression, &dir, &name2)
+                    unpack_compressed(src, compression, &dir, &name2)
                 });
                 (utx, task)
             });

@@ -176,15 +176,6 @@ impl Reference {
         }
         r.rsplit_once(':').map_or(r, |(h, _)| h)
     }
-
-    /// The host:port the registry API is served on (docker.io's API host is registry-1).
-    pub fn api_registry(&self) -> &str {
-        if self.registry == DEFAULT_REGISTRY {
-            "registry-1.docker.io"
-        } else {
-            &self.registry
-        }
-    }
 }
 
 impl fmt::Display for Reference {

@@ -16,7 +16,7 @@ use super::digest::{ImageId, chain_ids};
 use super::error::{ImageError, Result};
 use super::layers::LayerRecord;
 use super::layout::Compression;
-use super::unpack::{OVERLAY_OPAQUE_XATTR, UnpackStats};
+use super::unpack::OVERLAY_OPAQUE_XATTR;
 
 /// How container root filesystems are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,21 +133,10 @@ impl ImageStore {
             if !self.layers.exists(chain) {
                 let staging = self.layers.staging(chain)?;
                 let file = self.content.open_blob(&l.digest)?;
-                let res = (|| -> Result<UnpackStats> {
-                    let c = Compression::of_media_type(&l.media_type)?;
-                    let bad = |e: io::Error| ImageError::BadLayer {
-                        layer: l.digest.to_string(),
-                        reason: e.to_string(),
-                    };
+                let res = Compression::of_media_type(&l.media_type).and_then(|c| {
                     let r = io::BufReader::with_capacity(1 << 20, file);
-                    let dec: Box<dyn io::Read> = match c {
-                        Compression::None => Box::new(r),
-                        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-                        Compression::Zstd => Box::new(zstd::Decoder::new(r).map_err(bad)?),
-                    };
-                    let mut hr = super::digest::HashingReader::new(dec);
-                    let stats = super::unpack::unpack_layer(&mut hr, &staging, l.digest.as_str())?;
-                    let (got, _) = hr.finish().map_err(bad)?;
+                    let (got, stats) =
+                        super::unpack::unpack_compressed(r, c, &staging, l.digest.as_str())?;
                     if &got != diff {
                         return Err(ImageError::DigestMismatch {
                             what: format!("uncompressed layer {} (diff id)", l.digest),
@@ -156,7 +145,7 @@ impl ImageStore {
                         });
                     }
                     Ok(stats)
-                })();
+                });
                 match res {
                     Ok(stats) => self.layers.commit(
                         &staging,

@@ -81,6 +81,107 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Result<Unpa
     Ok(u.stats)
 }
 
+/// Decompresses `src` as `compression` says, unpacks it into `dest` and returns the digest of
+/// the uncompressed tar (the layer's diff id) with the stats. Decompression and hashing run on a
+/// second thread, so a layer heavy in small files keeps two cores busy.
+pub fn unpack_compressed(
+    src: impl Read + Send,
+    compression: super::layout::Compression,
+    dest: &Path,
+    layer: &str,
+) -> Result<(super::digest::Digest, UnpackStats)> {
+    use super::layout::Compression;
+    let bad = |e: io::Error| ImageError::BadLayer {
+        layer: layer.into(),
+        reason: e.to_string(),
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+        let producer = scope.spawn(move || -> io::Result<super::digest::Digest> {
+            let mut dec: Box<dyn Read + Send + '_> = match compression {
+                Compression::None => Box::new(src),
+                Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(src)),
+                Compression::Zstd => Box::new(zstd::Decoder::new(src)?),
+            };
+            let mut hasher = super::digest::Hasher::new();
+            loop {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut filled = 0;
+                // Fill whole buffers: fewer, larger hand-overs.
+                while filled < buf.len() {
+                    match dec.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let msg = e.to_string();
+                            let _ = tx.send(Err(e));
+                            return Err(io::Error::other(msg));
+                        }
+                    }
+                }
+                if filled == 0 {
+                    return Ok(hasher.finish());
+                }
+                buf.truncate(filled);
+                hasher.update(&buf);
+                if tx.send(Ok(buf)).is_err() {
+                    // The unpacker stopped (its error is the one reported).
+                    return Err(io::Error::other("unpacker stopped"));
+                }
+            }
+        });
+        let mut reader = ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        };
+        let res = unpack_layer(&mut reader, dest, layer);
+        if res.is_ok() {
+            // Past the tar's end-of-archive: let the producer hash the rest of the stream.
+            while let Ok(chunk) = reader.rx.recv() {
+                if let Err(e) = chunk {
+                    drop(reader);
+                    let _ = producer.join();
+                    return Err(bad(e));
+                }
+            }
+        }
+        drop(reader);
+        let digest = producer
+            .join()
+            .map_err(|_| bad(io::Error::other("decompressor panicked")))?;
+        let stats = res?;
+        Ok((digest.map_err(bad)?, stats))
+    })
+}
+
+/// Reads the decompressed chunks the producer thread sends.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(c)) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Splits a tar name into clean components, refusing absolute names and `..`.
 pub fn clean_components(raw: &[u8]) -> std::result::Result<Vec<&OsStr>, String> {
     if raw.first() == Some(&b'/') {
@@ -351,7 +452,7 @@ impl Unpacker {
                 path.push(&leaf);
                 self.dirs.push((path, meta));
             }
-            EntryType::Regular | EntryType::Continuous => {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.remove_existing(&dir, &leaf, &raw)?;
                 let fd = openat(
                     &dir,

@@ -358,3 +358,29 @@ fn clean_components_rules() {
     assert!(clean_components(b"a/../b").is_err());
     assert!(clean_components(b"./").unwrap().is_empty());
 }
+
+#[test]
+fn gnu_sparse_files_unpack_to_their_content() {
+    let src = tempfile::tempdir().unwrap();
+    let f = src.path().join("sparse");
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut file = File::create(&f).unwrap();
+        file.write_all(b"head").unwrap();
+        file.seek(SeekFrom::Start(3 << 20)).unwrap();
+        file.write_all(b"tail").unwrap();
+    }
+    let out = std::process::Command::new("tar")
+        .args(["--sparse", "--format=gnu", "-C"])
+        .arg(src.path())
+        .args(["-cf", "-", "sparse"])
+        .output()
+        .expect("GNU tar");
+    assert!(out.status.success());
+    let s = scene();
+    unpack_layer(&out.stdout[..], &s.layer, "test").unwrap();
+    assert_eq!(
+        std::fs::read(s.layer.join("sparse")).unwrap(),
+        std::fs::read(&f).unwrap()
+    );
+}

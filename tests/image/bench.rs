@@ -11,8 +11,21 @@ async fn bench_pull_once() {
     let root = std::env::var("BERTH_BENCH_ROOT").expect("BERTH_BENCH_ROOT");
     let t0 = std::time::Instant::now();
     let store = ImageStore::open(std::path::Path::new(&root)).unwrap();
+    // A timeline of phase changes per layer, to see the critical path.
+    let last = std::sync::Mutex::new(std::collections::HashMap::new());
+    let progress = move |u: berth::image::ProgressUpdate| {
+        let mut last = last.lock().unwrap();
+        if last.insert(u.layer.clone(), u.phase) != Some(u.phase) {
+            eprintln!(
+                "{:>8.3} s  {}  {:?}",
+                t0.elapsed().as_secs_f64(),
+                u.layer.short(),
+                u.phase
+            );
+        }
+    };
     let id = store
-        .pull(&Reference::parse(&reference).unwrap(), None, |_| {})
+        .pull(&Reference::parse(&reference).unwrap(), None, progress)
         .await
         .unwrap();
     eprintln!("pulled {id} in {:.3} s", t0.elapsed().as_secs_f64());

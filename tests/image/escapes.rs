@@ -61,3 +61,33 @@ async fn hostile_layers_are_refused_and_write_nothing_outside() {
     );
     assert!(snapshot(&tmp.path().join("images/ingest")).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_upper_layer_fails_the_pull_and_leaves_no_staging() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let fx = fixtures();
+    std::fs::create_dir_all(ESCAPE_TARGET).unwrap();
+    let tmp = crate::registry::tempdir();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let err = store
+        .pull(&Reference::parse(&fx.evil_multi).unwrap(), None, |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ImageError::UnsafeEntry { .. }), "{err}");
+    assert!(!std::path::Path::new(ESCAPE_TARGET).join("multi").exists());
+    assert!(store.list(&|_| 0).unwrap().is_empty(), "no image recorded");
+    // The good layer may have been kept (it is verified content); nothing half-done is.
+    let left = snapshot(&tmp.path().join("layers"));
+    assert!(left.iter().all(|n| !n.starts_with(".tmp-")), "{left:?}");
+    assert!(
+        left.len() <= 2,
+        "at most the good layer and its record: {left:?}"
+    );
+    assert!(snapshot(&tmp.path().join("images/ingest")).is_empty());
+    // A later prune removes the unreferenced good layer too.
+    let (_, freed) = store.prune(false, &|_| false).unwrap();
+    assert!(snapshot(&tmp.path().join("layers")).is_empty());
+    assert!(left.is_empty() || freed > 0);
+}

@@ -22,7 +22,8 @@ pub struct Fixtures {
     pub v2s2_ref: String,
     /// Hostile images: (reference, what it tries).
     pub evil: Vec<(String, &'static str)>,
-    _layout: tempfile::TempDir,
+    /// A good busybox layer under a hostile one.
+    pub evil_multi: String,
 }
 
 /// Where hostile layers try to write.
@@ -127,7 +128,26 @@ fn build() -> Fixtures {
     skopeo_push(&lay, "simple", &v2s2_ref, &["--format", "v2s2"]);
 
     let evil = build_evil(&reg, &lay);
+    let bad = layer(
+        tar_of(&[Entry::File(
+            &format!("{ESCAPE_TARGET}/multi"),
+            b"pwned",
+            0o644,
+        )]),
+        Comp::Zstd,
+    );
+    let img = build_image(&lay, &[base_layer(), bad], "amd64", json!({}));
+    name_in_layout(
+        &lay,
+        "evil-multi",
+        crate::registry::OCI_MANIFEST,
+        &img.manifest_digest,
+        img.manifest.len(),
+    );
+    let evil_multi = format!("{reg}/berth-test/evil-multi:v1");
+    skopeo_push(&lay, "evil-multi", &evil_multi, &["--preserve-digests"]);
     Fixtures {
+        evil_multi,
         reg,
         multi,
         multi_ref,
@@ -136,7 +156,6 @@ fn build() -> Fixtures {
         arm,
         v2s2_ref,
         evil,
-        _layout: tmp,
     }
 }
 

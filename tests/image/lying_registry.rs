@@ -11,6 +11,8 @@ use serde_json::json;
 use crate::registry::{Comp, Entry, layer, tar_of};
 
 struct Served {
+    /// Cut the first N layer responses off halfway (a dropped connection).
+    cut_first: usize,
     manifest: Vec<u8>,
     config: Vec<u8>,
     config_digest: String,
@@ -22,6 +24,7 @@ fn serve(s: Served) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
+        let mut layer_requests = 0;
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
             let mut reader = BufReader::new(conn.try_clone().unwrap());
@@ -58,6 +61,13 @@ fn serve(s: Served) -> String {
                 "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
+            let mut body = body;
+            if path.ends_with(&s.layer_digest) && method != "HEAD" {
+                layer_requests += 1;
+                if layer_requests <= s.cut_first {
+                    body = &body[..body.len() / 2];
+                }
+            }
             if method != "HEAD" {
                 let _ = conn.write_all(body);
             }
@@ -93,6 +103,7 @@ async fn corrupt_blob_is_refused_with_a_digest_error_and_leaves_nothing() {
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0xff;
     let addr = serve(Served {
+        cut_first: 0,
         manifest,
         config,
         config_digest: config_digest.to_string(),
@@ -135,4 +146,53 @@ async fn corrupt_blob_is_refused_with_a_digest_error_and_leaves_nothing() {
         "no layer dir left"
     );
     assert!(store.list(&|_| 0).unwrap().is_empty(), "no image recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_layer_download_is_retried() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let l = layer(
+        tar_of(&[Entry::File("f", &vec![9u8; 300_000], 0o644)]),
+        Comp::Gzip,
+    );
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [l.diff_id.to_string()]},
+    }))
+    .unwrap();
+    let config_digest = berth::image::Digest::of(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.blob.len()}],
+    }))
+    .unwrap();
+    let addr = serve(Served {
+        cut_first: 1,
+        manifest,
+        config,
+        config_digest: config_digest.to_string(),
+        layer_digest: l.digest.to_string(),
+        layer: l.blob.clone(),
+    });
+    let tmp = crate::registry::tempdir();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let id = store
+        .pull(
+            &Reference::parse(&format!("{addr}/flaky/image:v1")).unwrap(),
+            None,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(id, config_digest);
+    assert!(
+        tmp.path()
+            .join("images/blobs/sha256")
+            .join(l.digest.hex())
+            .is_file()
+    );
 }

@@ -14,6 +14,7 @@ mod bench;
 mod cli;
 mod escapes;
 mod fixtures;
+mod login;
 mod lying_registry;
 mod pull;
 mod store_ops;

@@ -386,3 +386,53 @@ async fn skopeo_reads_the_store() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["Digest"], fx.multi.manifest_digest.to_string());
 }
+
+/// The dispatcher runs pulls and pushes on spawned tasks: their futures must be Send, and the
+/// store shareable.
+#[test]
+fn futures_are_send_and_the_store_is_shareable() {
+    fn send<T: Send>(_: &T) {}
+    fn shared<T: Send + Sync>() {}
+    shared::<ImageStore>();
+    let tmp = tempdir();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let reference = r("127.0.0.1:1/never/polled");
+    let pull = store.pull(&reference, None, |_| {});
+    send(&pull);
+    let push = store.push(&reference, |_| {});
+    send(&push);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_layer_dir_is_unpacked_again_from_the_stored_blob() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let fx = fixtures();
+    let tmp = tempdir();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    store.pull(&r(&fx.multi_ref), None, |_| {}).await.unwrap();
+    let dirs = layer_dirs(&store, &fx.multi_ref);
+    // Lose the middle layer's directory (its record first, as a removal does).
+    std::fs::remove_file(dirs[1].with_extension("json")).unwrap();
+    std::fs::remove_dir_all(&dirs[1]).unwrap();
+    let (log, progress) = recorder();
+    store.pull(&r(&fx.multi_ref), None, progress).await.unwrap();
+    let log = log.lock().unwrap().clone();
+    let middle = &fx.multi.layers[1].digest;
+    assert!(
+        log.iter()
+            .any(|u| &u.layer == middle && u.phase == Phase::Extracting)
+    );
+    assert!(
+        !log.iter()
+            .any(|u| &u.layer == middle && u.phase == Phase::Downloading),
+        "not downloaded again"
+    );
+    assert!(
+        std::fs::symlink_metadata(dirs[1].join("etc/gone"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}

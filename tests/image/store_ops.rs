@@ -38,6 +38,9 @@ async fn tag_list_history_remove_prune() {
         ]
     );
     assert_eq!(img.created.as_deref(), Some("2024-01-02T03:04:06Z"));
+    assert_eq!(img.created_unix, Some(1_704_164_646));
+    let blobs: u64 = fx.multi.layers.iter().map(|l| l.blob.len() as u64).sum();
+    assert_eq!(img.compressed_size, blobs);
     assert!(
         img.size > 1_000_000,
         "unpacked size counts busybox: {}",
@@ -162,4 +165,33 @@ async fn copy_snapshot_applies_whiteouts() {
         std::fs::read_link(dir.join("bin/sh")).unwrap(),
         std::path::PathBuf::from("busybox")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_tag_leaves_the_old_image_dangling() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let fx = fixtures();
+    let tmp = crate::registry::tempdir();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let old = store.pull(&r(&fx.multi_ref), None, |_| {}).await.unwrap();
+    let new = store.pull(&r(&fx.v2s2_ref), None, |_| {}).await.unwrap();
+    store.tag(&fx.v2s2_ref, &r("app:prod")).unwrap();
+    store.tag(&fx.multi_ref, &r("app:prod")).unwrap(); // moves app:prod to the old image
+    assert_eq!(store.image_id("app:prod").unwrap(), old);
+    store.remove(&fx.multi_ref, false, &|_| false).unwrap(); // untag only: app:prod remains
+    store.tag(&fx.v2s2_ref, &r("app:prod")).unwrap(); // and back: old has no name left
+    let list = store.list(&|_| 0).unwrap();
+    let dangling: Vec<_> = list.iter().filter(|i| i.names.is_empty()).collect();
+    assert_eq!(dangling.len(), 1);
+    assert_eq!(dangling[0].id, old);
+    let (removed, freed) = store.prune(false, &|_| false).unwrap();
+    assert_eq!(removed, vec![Removed::Deleted(old.clone())]);
+    assert!(freed > 0);
+    assert_eq!(store.image_id("app:prod").unwrap(), new);
+    assert!(matches!(
+        store.image_id(old.as_str()),
+        Err(ImageError::NotFound { .. })
+    ));
 }

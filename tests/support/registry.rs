@@ -31,7 +31,7 @@ pub fn require_registry() -> String {
     .is_ok();
     assert!(
         ok,
-        "no registry at {r}: start docker-registry there (see tests/image/README or the test script)"
+        "no registry at {r}: tests/run.sh starts one (Debian docker-registry); or set BERTH_TEST_REGISTRY"
     );
     r
 }
