@@ -33,7 +33,7 @@ pub struct Dispatcher {
     policy: Policy,
     audit: AuditLog,
     bus: EventBus,
-    images: ImageStore,
+    images: std::sync::Arc<ImageStore>,
     runtime: crate::runtime::Runtime,
     execs: std::sync::Arc<crate::api::handlers::container::Execs>,
     watching: std::sync::OnceLock<()>,
@@ -53,7 +53,7 @@ impl Dispatcher {
             policy,
             audit,
             bus,
-            images,
+            images: std::sync::Arc::new(images),
             runtime,
             execs: Default::default(),
             watching: std::sync::OnceLock::new(),
@@ -80,6 +80,17 @@ impl Dispatcher {
 
     pub(crate) fn images(&self) -> &ImageStore {
         &self.images
+    }
+
+    /// Run blocking image-manager work (unpacking, archives) off the async threads.
+    pub(crate) async fn images_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ImageStore) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = std::sync::Arc::clone(&self.images);
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ApiError::engine("image task", e))
     }
 
     /// Take the state root's change lock (blocking: changes under it are short).

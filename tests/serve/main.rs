@@ -950,7 +950,6 @@ fn docker_build_with_the_classic_builder() {
 }
 
 #[test]
-#[ignore = "needs ImageSave/ImageLoad commands in the dispatcher (not in the Command enum yet)"]
 fn docker_save_then_load() {
     if !support::require_root() {
         return;

@@ -517,9 +517,10 @@ impl Dispatcher {
         }
         let id = new_id();
         let snapshot_dir = self.root().path().join("snapshots").join(&id);
+        let (img, dir) = (image.0.clone(), snapshot_dir.clone());
         let prepared = self
-            .images()
-            .prepare_rootfs(image.as_str(), &snapshot_dir)
+            .images_blocking(move |s| s.prepare_rootfs(&img, &dir))
+            .await?
             .map_err(|e| image_error(&format!("preparing the root filesystem from {image}"), e))?;
         let result = self
             .create_with_rootfs(&id, config, &prepared, &snapshot_dir)

@@ -48,8 +48,11 @@ fn summary(s: image::ImageSummary) -> ImageSummary {
         id: Digest(s.id.to_string()),
         repo_tags: s.names.iter().map(|n| n.familiar()).collect(),
         repo_digests: s.repo_digests,
+        // Docker's SIZE column is the unpacked size.
         size: s.size,
-        created: created_unix(s.created.as_deref()),
+        created: s
+            .created_unix
+            .or_else(|| created_unix(s.created.as_deref())),
         containers: s.containers as u32,
     }
 }
@@ -290,10 +293,14 @@ impl Dispatcher {
                 "name at least one image to save".into(),
             ));
         }
-        let names: Vec<&str> = references.iter().map(|r| r.as_str()).collect();
-        self.images()
-            .save_to(&names, &path)
-            .map_err(|e| image_error(&format!("saving to {}", path.display()), e))?;
+        let names: Vec<String> = references.iter().map(|r| r.0.clone()).collect();
+        let target = path.clone();
+        self.images_blocking(move |s| {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            s.save_to(&names, &target)
+        })
+        .await?
+        .map_err(|e| image_error(&format!("saving to {}", path.display()), e))?;
         Ok(Reply::Done)
     }
 
@@ -343,12 +350,13 @@ impl Dispatcher {
         let name = reference.as_ref().map(parse_reference).transpose()?;
         let file = std::fs::File::open(&path)
             .map_err(|e| ApiError::InvalidArgument(format!("{}: {e}", path.display())))?;
-        let id = {
-            let _lock = self.lock()?;
-            self.images()
-                .import(file, name.as_ref(), Default::default())
-                .map_err(|e| image_error(&format!("importing {}", path.display()), e))?
-        };
+        let lock = self.lock()?;
+        let n = name.clone();
+        let id = self
+            .images_blocking(move |s| s.import(file, n.as_ref(), Default::default()))
+            .await?
+            .map_err(|e| image_error(&format!("importing {}", path.display()), e))?;
+        drop(lock);
         let id = Digest(id.to_string());
         self.bus().publish(Event::ImageTagged {
             id: id.clone(),
@@ -363,8 +371,10 @@ impl Dispatcher {
         username: String,
         password: String,
     ) -> Result<Reply, ApiError> {
+        // Checked with the registry before anything is stored.
         self.images()
-            .login(&registry, &username, &password)
+            .login_verified(&registry, &username, &password)
+            .await
             .map_err(|e| image_error(&format!("logging in to {registry}"), e))?;
         Ok(Reply::Done)
     }

@@ -172,17 +172,77 @@ fn not_yet(what: &str) -> HttpError {
     )
 }
 
-async fn save() -> HttpError {
-    not_yet("saving images (GET /images/get)")
+/// `GET /images/get?names=…`: the engine writes the archive to a private temp file, which is
+/// streamed to the client and removed once sent.
+async fn save(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    q: Params,
+) -> HttpResult<Response> {
+    let references: Vec<ImageRef> = q
+        .all("names")
+        .into_iter()
+        .map(|n| ImageRef(n.to_owned()))
+        .collect();
+    let dir = ContextDir::new()
+        .map_err(|e| HttpError::from(ApiError::engine("creating a temp dir", e)))?;
+    let path = dir.archive();
+    st.submit(
+        &caller,
+        Command::ImageSave {
+            references,
+            path: path.clone(),
+        },
+    )
+    .await?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| HttpError::from(ApiError::engine("reading the archive", e)))?;
+    // The directory (and the archive) go when the stream ends: the stream owns `dir`.
+    let chunks = futures_util::stream::unfold((file, dir), |(mut f, dir)| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((bytes::Bytes::from(buf), (f, dir)))
+            }
+        }
+    });
+    Ok(stream::streaming("application/x-tar", chunks))
 }
 
-async fn load(req: Request) -> HttpError {
-    // Read the archive to its end first: a client still writing it would see its connection
-    // cut instead of the answer.
-    use http_body_util::BodyExt;
-    let mut body = req.into_body();
-    while let Some(Ok(_)) = body.frame().await {}
-    not_yet("loading images (POST /images/load)")
+/// `POST /images/load`: the archive is written to a private temp file as it arrives (bounded),
+/// then loaded; the answer is Docker's JSON stream of `Loaded image: …` lines.
+async fn load(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    q: Params,
+    req: Request,
+) -> HttpResult<Response> {
+    let dir = ContextDir::new()
+        .map_err(|e| HttpError::from(ApiError::engine("creating a temp dir", e)))?;
+    let path = dir.archive();
+    receive(req.into_body(), &path, MAX_CONTEXT).await?;
+    let loaded = match st.submit(&caller, Command::ImageLoad { path }).await? {
+        Reply::Loaded(l) => l,
+        other => return Err(unexpected("image load", &other)),
+    };
+    drop(dir);
+    // `quiet` only hides progress, which a load from a file has none of: the result lines
+    // are always sent, as dockerd does.
+    let _quiet = q.flag("quiet");
+    let mut lines = Vec::new();
+    for (id, names) in loaded {
+        if names.is_empty() {
+            lines.push(json!({ "stream": format!("Loaded image ID: {id}\n") }));
+        }
+        for n in names {
+            lines.push(json!({ "stream": format!("Loaded image: {n}\n") }));
+        }
+    }
+    Ok(stream::json_lines(futures_util::stream::iter(lines)))
 }
 
 async fn search() -> HttpError {
