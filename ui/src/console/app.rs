@@ -25,10 +25,11 @@ pub enum Pane {
     Inspect,
     Events,
     Policy,
+    Shell,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 7] = [
+    pub const ALL: [Pane; 8] = [
         Pane::Containers,
         Pane::Images,
         Pane::Logs,
@@ -36,6 +37,7 @@ impl Pane {
         Pane::Inspect,
         Pane::Events,
         Pane::Policy,
+        Pane::Shell,
     ];
 
     pub fn title(self) -> &'static str {
@@ -47,6 +49,7 @@ impl Pane {
             Self::Inspect => "Inspect",
             Self::Events => "Events",
             Self::Policy => "Policy",
+            Self::Shell => "Shell",
         }
     }
 
@@ -156,7 +159,18 @@ pub enum Effect {
         text: String,
     },
     SetMouse(bool),
-    Exec(ContainerId),
+    /// Start a shell in a container for terminal session `session`.
+    OpenShell {
+        session: u32,
+        container: ContainerId,
+        rows: u16,
+        cols: u16,
+    },
+    ResizeShell {
+        exec_id: String,
+        rows: u16,
+        cols: u16,
+    },
 }
 
 /// Everything that can wake the console.
@@ -192,6 +206,20 @@ pub enum Msg {
         result: Result<serde_json::Value, String>,
     },
     Saved(Result<std::path::PathBuf, String>),
+    ShellStarted {
+        session: u32,
+        exec_id: String,
+        input: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    },
+    ShellOutput {
+        session: u32,
+        data: bytes::Bytes,
+    },
+    ShellEnded {
+        session: u32,
+        exit_code: Option<i32>,
+        error: Option<String>,
+    },
 }
 
 /// What an update asks of the event loop.
@@ -254,6 +282,12 @@ pub struct App {
     pub logs: LogView,
     pub stats: StatsView,
     pub inspect: InspectView,
+    /// Shells inside the console; the one shown in the Shell pane.
+    pub sessions: Vec<super::terminal::Session>,
+    pub active_session: Option<u32>,
+    next_session: u32,
+    /// Rows and columns a shell gets (the Shell pane's inside).
+    pub shell_size: (u16, u16),
     pub mouse: bool,
     pub quit: bool,
     /// Rows a list area shows (from the last resize).
@@ -292,6 +326,10 @@ impl App {
             logs: LogView::default(),
             stats: StatsView::default(),
             inspect: InspectView::default(),
+            sessions: Vec::new(),
+            active_session: None,
+            next_session: 1,
+            shell_size: (1, 1),
             mouse: true,
             quit: false,
             list_rows: 1,
@@ -313,6 +351,11 @@ impl App {
 
     fn resize(&mut self, width: u16, height: u16) {
         self.width = width;
+        // header, footer, status line and the pane's border
+        self.shell_size = (
+            height.saturating_sub(5).max(1),
+            width.saturating_sub(2).max(1),
+        );
         // header, footer, status line, the list's border (2) and its column header
         self.list_rows = usize::from(height).saturating_sub(6).max(1);
         for p in Pane::ALL {
@@ -339,7 +382,7 @@ impl App {
             Pane::Policy => self.policy.len(),
             Pane::Logs => self.logs.lines.len(),
             Pane::Inspect => self.inspect.rows.len(),
-            Pane::Stats => 0,
+            Pane::Stats | Pane::Shell => 0,
         }
     }
 
@@ -491,7 +534,7 @@ impl App {
             Pane::Images => vec![Scope::Images, Scope::List, Scope::Global],
             Pane::Logs => vec![Scope::Logs, Scope::Global],
             Pane::Inspect | Pane::Events | Pane::Policy => vec![Scope::List, Scope::Global],
-            Pane::Stats => vec![Scope::Global],
+            Pane::Stats | Pane::Shell => vec![Scope::Global],
         }
     }
 
@@ -502,6 +545,53 @@ impl App {
             Msg::Key(k) => self.on_key(&k, &mut out),
             Msg::Resize { width, height } => {
                 self.resize(width, height);
+                let (rows, cols) = self.shell_size;
+                for sess in self.sessions.iter_mut().filter(|s| !s.ended()) {
+                    sess.parser
+                        .set_size(super::terminal::nz(rows), super::terminal::nz(cols));
+                    if let Some(exec_id) = &sess.exec_id {
+                        out.effects.push(Effect::ResizeShell {
+                            exec_id: exec_id.clone(),
+                            rows,
+                            cols,
+                        });
+                    }
+                }
+                out.redraw = true;
+            }
+            Msg::ShellStarted {
+                session,
+                exec_id,
+                input,
+            } => {
+                if let Some(s) = self.sessions.iter_mut().find(|s| s.id == session) {
+                    s.exec_id = Some(exec_id);
+                    s.input = Some(input);
+                }
+                out.redraw = true;
+            }
+            Msg::ShellOutput { session, data } => {
+                if let Some(s) = self.sessions.iter_mut().find(|s| s.id == session) {
+                    s.parser.process(&data);
+                    out.redraw = self.pane == Pane::Shell && self.active_session == Some(session);
+                }
+            }
+            Msg::ShellEnded {
+                session,
+                exit_code,
+                error,
+            } => {
+                if let Some(s) = self.sessions.iter_mut().find(|s| s.id == session) {
+                    s.input = None;
+                    s.exit_code = exit_code;
+                    if let Some(e) = &error {
+                        self.status = Some(Status {
+                            kind: StatusKind::Error,
+                            text: format!("shell in {}: {e}", s.name),
+                        });
+                    }
+                    s.error = error;
+                }
                 out.redraw = true;
             }
             Msg::Engine(rec) => self.on_event(*rec, &mut out),
@@ -708,11 +798,63 @@ impl App {
             }
             return;
         }
+        if self.pane == Pane::Shell
+            && let Some(sess) = self
+                .active_session
+                .and_then(|a| self.sessions.iter().find(|s| s.id == a))
+            && !sess.ended()
+        {
+            if super::terminal::is_detach(k) {
+                self.pane = Pane::Containers;
+                self.info(format!(
+                    "detached from {}; it keeps running (e or 8 goes back)",
+                    sess.title()
+                ));
+                out.redraw = true;
+            } else if let (Some(bytes), Some(input)) = (super::terminal::encode_key(k), &sess.input)
+            {
+                // The shell's echo redraws; a full buffer drops the key rather than block the UI.
+                let _ = input.try_send(bytes::Bytes::from(bytes));
+            }
+            return;
+        }
         let Some(action) = keys::lookup(&self.keymap, &self.scopes(), k) else {
             return;
         };
         out.redraw = true;
         self.act(action, out);
+    }
+
+    /// Open (or go back to) a shell in a container.
+    fn open_shell(&mut self, container: ContainerId, name: String, out: &mut Outcome) {
+        if let Some(s) = self
+            .sessions
+            .iter()
+            .find(|s| s.container == container && !s.ended())
+        {
+            self.active_session = Some(s.id);
+        } else {
+            let id = self.next_session;
+            self.next_session += 1;
+            let (rows, cols) = self.shell_size;
+            self.sessions
+                .retain(|s| !(s.container == container && s.ended()));
+            self.sessions.push(super::terminal::Session::new(
+                id,
+                container.clone(),
+                name,
+                rows,
+                cols,
+            ));
+            self.active_session = Some(id);
+            out.effects.push(Effect::OpenShell {
+                session: id,
+                container,
+                rows,
+                cols,
+            });
+        }
+        self.pane = Pane::Shell;
     }
 
     fn act(&mut self, action: Action, out: &mut Outcome) {
@@ -765,6 +907,18 @@ impl App {
             },
             (_, Action::InspectPane) => self.pane = Pane::Inspect,
             (_, Action::EventsPane) => self.pane = Pane::Events,
+            (_, Action::ShellPane) => {
+                if self.active_session.is_none()
+                    && let Some(c) = self
+                        .selected_container()
+                        .filter(|c| c.state == berth::api::ContainerState::Running)
+                {
+                    let (id, name) = (c.id.clone(), c.name.clone());
+                    self.open_shell(id, name, out);
+                } else {
+                    self.pane = Pane::Shell;
+                }
+            }
             (_, Action::PolicyPane) => {
                 self.pane = Pane::Policy;
                 out.effect(Effect::Query(Query::Audit));
@@ -967,7 +1121,8 @@ impl App {
                 return;
             }
             Action::Exec => {
-                out.effect(Effect::Exec(targets[0].0.clone()));
+                let (id, name, ..) = targets[0].clone();
+                self.open_shell(id, name, out);
                 return;
             }
             _ => return,

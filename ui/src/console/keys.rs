@@ -45,6 +45,7 @@ pub enum Action {
     InspectPane,
     EventsPane,
     PolicyPane,
+    ShellPane,
     ToggleMouse,
     RunForm,
     PullForm,
@@ -159,6 +160,12 @@ pub fn default_keymap() -> Vec<Binding> {
         b(C('5'), A::InspectPane, S::Global, "inspect pane"),
         b(C('6'), A::EventsPane, S::Global, "events pane"),
         b(C('7'), A::PolicyPane, S::Global, "policy decisions pane"),
+        b(
+            C('8'),
+            A::ShellPane,
+            S::Global,
+            "shell pane (Ctrl-] in a shell detaches)",
+        ),
         b(
             C('m'),
             A::ToggleMouse,

@@ -10,11 +10,12 @@ mod app;
 pub mod config;
 pub mod keys;
 mod popup;
+mod terminal;
 mod theme;
 pub mod view;
 mod views;
 
-pub use app::{App, Effect, Job, JobError, Msg, Query};
+pub use app::{App, Effect, JobError, Msg, Query};
 pub use popup::parse_size;
 pub use theme::Theme;
 pub use view::View;
@@ -218,21 +219,94 @@ impl Effects {
                     crossterm::execute!(std::io::stdout(), DisableMouseCapture)
                 };
             }
-            Effect::Exec(id) => {
-                let config = berth::api::ExecConfig {
-                    container: id.clone(),
-                    cmd: vec!["sh".into()],
-                    tty: true,
-                    stdin: true,
-                    ..Default::default()
-                };
-                let job = Job::new(
-                    Command::ExecCreate {
-                        config: Box::new(config),
-                    },
-                    format!("exec sh in {}", id.short()),
-                );
-                self.run(Effect::Submit(job));
+            Effect::ResizeShell {
+                exec_id,
+                rows,
+                cols,
+            } => self.spawn(async move {
+                let _ = engine
+                    .submit(Command::ExecResize {
+                        exec_id,
+                        height: rows,
+                        width: cols,
+                    })
+                    .await;
+                None
+            }),
+            Effect::OpenShell {
+                session,
+                container,
+                rows,
+                cols,
+            } => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let ended = |exit_code, error| Msg::ShellEnded {
+                        session,
+                        exit_code,
+                        error,
+                    };
+                    let config = berth::api::ExecConfig {
+                        container,
+                        cmd: vec!["sh".into()],
+                        env: vec!["TERM=xterm-256color".into()],
+                        tty: true,
+                        stdin: true,
+                        ..Default::default()
+                    };
+                    let exec_id = match engine
+                        .submit(Command::ExecCreate {
+                            config: Box::new(config),
+                        })
+                        .await
+                    {
+                        Ok(Reply::ExecId(id)) => id,
+                        Ok(_) => return,
+                        Err(e) => {
+                            let _ = tx.send(ended(None, Some(e.to_string())));
+                            return;
+                        }
+                    };
+                    let start = Command::ExecStart {
+                        exec_id: exec_id.clone(),
+                        detach: false,
+                        console_size: Some((rows, cols)),
+                    };
+                    let session_io = match engine.submit(start).await {
+                        Ok(Reply::Io(s)) => s,
+                        Ok(_) => return,
+                        Err(e) => {
+                            let _ = tx.send(ended(None, Some(e.to_string())));
+                            return;
+                        }
+                    };
+                    let berth::api::IoSession {
+                        stdin, mut output, ..
+                    } = session_io;
+                    if let Some(input) = stdin {
+                        let _ = tx.send(Msg::ShellStarted {
+                            session,
+                            exec_id: exec_id.clone(),
+                            input,
+                        });
+                    }
+                    while let Some(chunk) = output.recv().await {
+                        if tx
+                            .send(Msg::ShellOutput {
+                                session,
+                                data: chunk.data,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    let code = match engine.submit(Command::ExecInspect { exec_id }).await {
+                        Ok(Reply::Exec(info)) => info.exit_code,
+                        _ => None,
+                    };
+                    let _ = tx.send(ended(code, None));
+                });
             }
         }
     }
@@ -299,7 +373,8 @@ async fn event_loop(
             let out = app.update(msg);
             redraw |= out.redraw;
             for e in out.effects {
-                if !todo.contains(&e) {
+                // Refreshes asked for twice in one batch run once; everything else runs as asked.
+                if !(matches!(e, Effect::Query(_)) && todo.contains(&e)) {
                     todo.push(e);
                 }
             }

@@ -48,6 +48,7 @@ impl Widget for View<'_> {
             Pane::Inspect => self.inspect(body, buf),
             Pane::Events => self.events(body, buf),
             Pane::Policy => self.policy(body, buf),
+            Pane::Shell => self.shell(body, buf),
         }
         self.footer(footer, buf);
         self.status(status, buf);
@@ -521,6 +522,39 @@ impl View<'_> {
             })
             .collect();
         Paragraph::new(lines).render(inner, buf);
+    }
+
+    fn shell(&self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let Some(sess) = app
+            .active_session
+            .and_then(|a| app.sessions.iter().find(|s| s.id == a))
+        else {
+            return self.hint(
+                area,
+                buf,
+                "Shell".into(),
+                "Select a running container and press e for a shell inside it.",
+            );
+        };
+        let others: Vec<String> = app
+            .sessions
+            .iter()
+            .filter(|s| s.id != sess.id)
+            .map(|s| s.title())
+            .collect();
+        let mut title = format!("Shell in {} (Ctrl-] detaches)", sess.title());
+        if !others.is_empty() {
+            title.push_str(&format!("  also: {}", others.join(", ")));
+        }
+        let block = self.block(title);
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if let Some(e) = &sess.error {
+            Paragraph::new(Line::styled(e.clone(), self.theme.error())).render(inner, buf);
+            return;
+        }
+        super::terminal::render(sess.parser.screen(), inner, buf, self.theme.color);
     }
 
     fn events(&self, area: Rect, buf: &mut Buffer) {
