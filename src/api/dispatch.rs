@@ -447,7 +447,7 @@ mod dispatcher_tests {
             other => panic!("expected a denial, got {other:?}"),
         }
         // nothing was created or pulled
-        let root = engine.root().path();
+        let root = engine.root().unwrap().path();
         assert_eq!(
             std::fs::read_dir(root.join("containers")).unwrap().count(),
             0
@@ -504,7 +504,7 @@ mod dispatcher_tests {
             .submit(Command::ContainerList { all: true })
             .await
             .unwrap();
-        let audit = AuditLog::new(engine.root().audit_path());
+        let audit = AuditLog::new(engine.root().unwrap().audit_path());
         assert!(audit.tail(10).unwrap().is_empty());
         let _ = engine
             .submit(Command::ImageRemove {

@@ -40,10 +40,17 @@ pub enum EngineError {
 /// The system-wide policy file, used when no `--policy` is given and it exists.
 pub const SYSTEM_POLICY: &str = "/etc/berth/policy.toml";
 
-/// A running engine. Cheap to clone; every clone talks to the same dispatcher.
+/// An engine: the embedded one, or a `berth serve` reached over its socket. Cheap to clone;
+/// every clone talks to the same dispatcher.
 #[derive(Clone)]
 pub struct Engine {
-    dispatcher: Arc<Dispatcher>,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Local(Arc<Dispatcher>),
+    Remote(super::remote::Remote),
 }
 
 impl Engine {
@@ -57,34 +64,69 @@ impl Engine {
         let images = crate::image::ImageStore::open(root.path())?;
         let runtime = crate::runtime::Runtime::open(root.path())?;
         Ok(Self {
-            dispatcher: Arc::new(Dispatcher::new(root, policy, bus, images, runtime)),
+            inner: Inner::Local(Arc::new(Dispatcher::new(
+                root, policy, bus, images, runtime,
+            ))),
         })
+    }
+
+    /// An engine served by `berth serve` at `host` (`unix:///path`). Its policy applies, with
+    /// this process's user as the subject.
+    pub fn connect(host: &str) -> Result<Self, ApiError> {
+        Ok(Self {
+            inner: Inner::Remote(super::remote::Remote::parse(host)?),
+        })
+    }
+
+    /// What the console shows as the engine it drives.
+    pub fn label(&self) -> String {
+        match &self.inner {
+            Inner::Local(d) => d.root().path().display().to_string(),
+            Inner::Remote(r) => format!("unix://{}", r.socket().display()),
+        }
     }
 
     /// Submit a command as this process's user.
     pub async fn submit(&self, cmd: Command) -> Result<Reply, ApiError> {
-        self.dispatcher.dispatch(&Caller::current(), cmd).await
+        self.submit_as(&Caller::current(), cmd).await
     }
 
     /// Submit a command for a given caller (the API server's peers; the console after a
     /// confirmation).
     pub async fn submit_as(&self, caller: &Caller, cmd: Command) -> Result<Reply, ApiError> {
-        self.dispatcher.dispatch(caller, cmd).await
+        match &self.inner {
+            Inner::Local(d) => d.dispatch(caller, cmd).await,
+            // The server knows the caller from the connection; only the confirmation travels.
+            Inner::Remote(r) => r.submit(cmd, caller.confirmed).await,
+        }
     }
 
     /// Every event from now on, this process's and other berth processes' on the same root.
     pub fn subscribe(&self) -> std::io::Result<broadcast::Receiver<EventRecord>> {
-        let rx = self.dispatcher.bus().subscribe()?;
-        self.dispatcher.watch_runtime();
-        Ok(rx)
+        match &self.inner {
+            Inner::Local(d) => {
+                let rx = d.bus().subscribe()?;
+                d.watch_runtime();
+                Ok(rx)
+            }
+            Inner::Remote(r) => r.subscribe(),
+        }
     }
 
-    pub fn root(&self) -> &StateRoot {
-        self.dispatcher.root()
+    /// The state root of an embedded engine (`None` for a remote one).
+    pub fn root(&self) -> Option<&StateRoot> {
+        match &self.inner {
+            Inner::Local(d) => Some(d.root()),
+            Inner::Remote(_) => None,
+        }
     }
 
-    pub fn policy(&self) -> &Policy {
-        self.dispatcher.policy()
+    /// The policy of an embedded engine (`None` for a remote one: its server decides).
+    pub fn policy(&self) -> Option<&Policy> {
+        match &self.inner {
+            Inner::Local(d) => Some(d.policy()),
+            Inner::Remote(_) => None,
+        }
     }
 }
 

@@ -14,10 +14,12 @@ mod event;
 mod events;
 mod handlers;
 pub mod http;
+mod remote;
 mod reply;
 mod root;
 pub mod types;
 mod watch;
+pub mod wire;
 
 pub use command::Command;
 pub use dispatch::{Caller, Dispatcher};

@@ -116,6 +116,12 @@ impl ExecProcess {
     }
 }
 
+/// Where monitors of auto-removed containers record their exit: `ROOT/exits`, next to
+/// `ROOT/containers/<id>`.
+pub(crate) fn exits_dir(container_dir: &Path) -> Option<PathBuf> {
+    Some(container_dir.parent()?.parent()?.join("exits"))
+}
+
 /// Exit information.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {
@@ -667,7 +673,14 @@ impl Runtime {
 
     /// Block until the container exits (the next exit when running); returns how it ended.
     pub fn wait(&self, id: &ContainerId) -> Result<ExitInfo> {
-        let st = self.state(id)?;
+        let st = match self.state(id) {
+            Ok(st) => st,
+            // Auto-removed already: its monitor left the exit behind.
+            Err(RuntimeError::NotFound { .. }) if self.exit_record(id).is_some() => {
+                return Ok(self.exit_record(id).expect("checked"));
+            }
+            Err(e) => return Err(e),
+        };
         let st = if matches!(st.status, Status::Stopped) && st.monitor_pid.is_none() {
             st
         } else {
@@ -694,6 +707,26 @@ impl Runtime {
             exit_code: st.exit_code.unwrap_or(-1),
             oom_killed: st.oom_killed,
         })
+    }
+
+    /// How an auto-removed container ended (kept an hour, for late waiters).
+    pub fn exit_record(&self, id: &ContainerId) -> Option<ExitInfo> {
+        let dir = self.root.join("exits");
+        // Old records go on the way: a waiter comes within seconds, not hours.
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let old = e
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok());
+                if old.is_some_and(|age| age > Duration::from_secs(3600)) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let data = std::fs::read(dir.join(format!("{}.json", id.as_str()))).ok()?;
+        serde_json::from_slice(&data).ok()
     }
 
     /// Read the logs (see [`LogOptions`]); with `follow`, the iterator blocks for new lines and

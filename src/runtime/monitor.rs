@@ -762,6 +762,18 @@ impl Monitor {
         }
         let _ = std::fs::remove_file(self.dir.socket());
         if self.opts.auto_remove && !self.shutting_down {
+            // Whoever waits for this container after it is gone still learns how it ended.
+            if let Some(exits) = super::manager::exits_dir(&self.dir.dir) {
+                let info = super::manager::ExitInfo {
+                    exit_code: self.state.exit_code.unwrap_or(-1),
+                    oom_killed: self.state.oom_killed,
+                };
+                let _ = std::fs::create_dir_all(&exits);
+                let _ = super::state::write_atomic(
+                    &exits.join(format!("{}.json", self.dir.id.as_str())),
+                    &serde_json::to_vec(&info).unwrap_or_default(),
+                );
+            }
             let _g = self.dir.lock();
             let _ = std::fs::remove_dir_all(&self.dir.dir);
         }

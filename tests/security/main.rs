@@ -284,7 +284,7 @@ async fn a_pull_from_an_unlisted_registry_is_denied_does_nothing_and_is_audited(
         }
         other => panic!("expected a denial, got {other:?}"),
     }
-    let root = engine.root().path();
+    let root = engine.root().unwrap().path();
     let blobs = std::fs::read_dir(root.join("images/blobs/sha256"))
         .map(|d| d.count())
         .unwrap_or(0);
@@ -305,6 +305,7 @@ async fn a_pull_from_an_unlisted_registry_is_denied_does_nothing_and_is_audited(
     };
     let e = engine
         .policy()
+        .unwrap()
         .explain(&berth::security::Subject::current(), &req);
     let text = e.to_string();
     assert!(
@@ -333,7 +334,7 @@ async fn a_writable_bind_is_denied_before_anything_happens() {
         matches!(&err, ApiError::Denied { reason, .. } if reason == "binds must be read-only"),
         "{err:?}"
     );
-    let root = engine.root().path();
+    let root = engine.root().unwrap().path();
     assert_eq!(
         std::fs::read_dir(root.join("containers")).unwrap().count(),
         0
@@ -375,7 +376,9 @@ async fn a_confirm_rule_blocks_the_api_until_the_caller_confirms() {
     };
     let outcome = engine.submit_as(&confirmed, create()).await;
     assert!(!outcome.as_ref().is_err_and(is_policy_error), "{outcome:?}");
-    let audit = AuditLog::new(engine.root().audit_path()).tail(10).unwrap();
+    let audit = AuditLog::new(engine.root().unwrap().audit_path())
+        .tail(10)
+        .unwrap();
     assert_eq!(audit.len(), 2, "both decisions are audited");
     assert!(audit.iter().all(|r| r.decision == Verdict::Confirm));
 }

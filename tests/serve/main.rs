@@ -963,3 +963,65 @@ fn docker_save_then_load() {
     let out = ok(&s.docker(&["load", "-i", tar.to_str().unwrap()]));
     assert!(out.contains(&format!("Loaded image: {image}")), "{out}");
 }
+
+/// `berth --host unix://…`: the CLI and the console drive a running `berth serve`, and see
+/// what the docker CLI did through the same engine.
+#[test]
+fn berth_cli_and_console_drive_a_running_serve() {
+    if !support::require_root() {
+        return;
+    }
+    let image = test_image();
+    let s = Serve::start(None);
+    ok(&s.docker(&["pull", &image]));
+    let berth = |args: &[&str]| {
+        Command::new(support::berth_bin())
+            .env_remove("BERTH_ROOT")
+            .arg("--host")
+            .arg(s.host())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // a one-shot run through the remote engine, output and exit code included
+    let out = berth(&[
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "echo hi-over-the-socket; exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "hi-over-the-socket\n");
+    // a container the docker CLI started is there for berth
+    ok(&s.docker(&["run", "-d", "--name", "from-docker", &image, "sleep", "600"]));
+    let ps = berth(&["ps"]);
+    assert!(
+        text(&ps.stdout).contains("from-docker"),
+        "{}",
+        text(&ps.stdout)
+    );
+    let exec = berth(&["exec", "from-docker", "sh", "-c", "echo inside >&2; exit 5"]);
+    assert_eq!(
+        (exec.status.code(), text(&exec.stderr)),
+        (Some(5), "inside\n".to_owned())
+    );
+    // the console on the remote engine: the list, then a change made by docker, live
+    let cmd = format!("{} --host {}", support::berth_bin().display(), s.host());
+    let t = support::tmux::Tmux::start("remote-console", 120, 30, &cmd);
+    t.wait_text("from-docker", Duration::from_secs(20));
+    assert!(
+        t.screen().contains("berth.sock"),
+        "the header names the remote engine"
+    );
+    ok(&s.docker(&["rm", "-f", "from-docker"]));
+    t.wait_for("the removal", Duration::from_secs(20), |sc| {
+        !sc.contains("from-docker")
+    });
+}

@@ -23,6 +23,9 @@ struct Cli {
     /// Policy file [default: /etc/berth/policy.toml if present, else the shipped policy]
     #[arg(long, global = true, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Use the engine of a running `berth serve` (unix:///path) instead of the embedded one
+    #[arg(long, global = true, env = "BERTH_HOST", value_name = "URL")]
+    host: Option<String>,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -441,6 +444,14 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn open_engine(cli: &Cli) -> Result<Engine, ExitCode> {
+    if let Some(host) = &cli.host {
+        if cli.root.is_some() || cli.policy.is_some() {
+            return Err(fail(
+                "--host uses the remote engine's root and policy: drop --root and --policy",
+            ));
+        }
+        return Engine::connect(host).map_err(fail);
+    }
     Engine::open(EngineOptions {
         root: cli.root.clone(),
         policy: cli.policy.clone(),
@@ -454,7 +465,7 @@ async fn run(cli: Cli) -> ExitCode {
         Err(code) => return code,
     };
     let Some(cmd) = cli.command else {
-        let label = engine.root().path().display().to_string();
+        let label = engine.label();
         let config = match crate::console::config::default_path() {
             Some(p) => match crate::console::config::Config::load(&p) {
                 Ok(c) => c,
@@ -1346,7 +1357,10 @@ fn transfer_printer(engine: &Engine, reference: &str) -> tokio::task::JoinHandle
 
 /// A fresh path in the state root for an archive on its way in or out.
 fn tempfile_in(engine: &Engine) -> Result<PathBuf, ApiError> {
-    let dir = engine.root().path().join("tmp");
+    // Local: the engine's own temp dir (same filesystem as its store); remote: the system's.
+    let dir = engine
+        .root()
+        .map_or_else(std::env::temp_dir, |r| r.path().join("tmp"));
     std::fs::create_dir_all(&dir).map_err(|e| ApiError::engine("creating a temp dir", e))?;
     Ok(dir.join(format!("archive-{}-{:x}.tar", std::process::id(), now())))
 }

@@ -869,7 +869,20 @@ impl Dispatcher {
         id: ContainerId,
         condition: WaitCondition,
     ) -> Result<Reply, ApiError> {
-        let rid = self.resolve_container(&id)?;
+        let rid = match self.resolve_container(&id) {
+            Ok(rid) => rid,
+            // Gone already (auto-removed): its exit is on record when it was a full id.
+            Err(e @ ApiError::NoSuchContainer(_)) => {
+                let record = runtime::ContainerId::new(id.as_str())
+                    .ok()
+                    .and_then(|r| self.runtime().exit_record(&r));
+                return match record {
+                    Some(info) => Ok(Reply::ExitCode(info.exit_code)),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let st = self
             .runtime()
             .state(&rid)
@@ -882,26 +895,13 @@ impl Dispatcher {
         }
         let root = self.runtime().root().to_owned();
         self.blocking(move |rt| {
-            // Created but not started: the next exit comes after a start; wait for it to run.
-            let mut watcher = if condition == WaitCondition::Removed || st.status == Status::Created
-            {
+            // Asked of the monitor at once, even before a start: it answers at the exit, before
+            // an auto-removal, so the exit code cannot be lost to a fast container.
+            let mut watcher = if condition == WaitCondition::Removed {
                 Some(runtime::Watcher::new(&root).map_err(|e| runtime_error("watching", e))?)
             } else {
                 None
             };
-            if st.status == Status::Created {
-                loop {
-                    match rt.state(&rid) {
-                        Ok(s) if s.status != Status::Created => break,
-                        Ok(_) => {}
-                        Err(RuntimeError::NotFound { .. }) => return Ok(Reply::ExitCode(0)),
-                        Err(e) => return Err(runtime_error("waiting", e)),
-                    }
-                    if let Some(w) = watcher.as_mut() {
-                        let _ = w.read_changes();
-                    }
-                }
-            }
             let info = match rt.wait(&rid) {
                 Ok(i) => i,
                 Err(RuntimeError::NotFound { .. }) => return Ok(Reply::ExitCode(0)),

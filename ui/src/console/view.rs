@@ -90,9 +90,19 @@ impl View<'_> {
             spans.push(Span::styled(label, style));
         }
         Line::from(spans).render(area, buf);
-        let right = format!("{} ", self.app.engine_label);
-        let w = right.chars().count() as u16;
-        if area.width > used + w {
+        // The engine this console drives, shortened from the left when space is short.
+        let room = usize::from(area.width.saturating_sub(used + 1));
+        let label = &self.app.engine_label;
+        let n = label.chars().count();
+        let right = if n < room {
+            format!("{label} ")
+        } else if room > 8 {
+            let tail: String = label.chars().skip(n + 2 - room).collect();
+            format!("…{tail} ")
+        } else {
+            String::new()
+        };
+        if !right.is_empty() {
             Line::styled(right, t.dim())
                 .right_aligned()
                 .render(area, buf);

@@ -1,6 +1,7 @@
 //! The routes, one file per object kind. Every handler builds a [`Command`] and submits it as
 //! the connection's [`Caller`]; the dispatcher checks the policy and audits.
 
+mod berth;
 pub(super) mod containers;
 mod events;
 mod exec;
@@ -143,6 +144,8 @@ pub(crate) fn router(engine: Engine) -> Router {
         .merge(images::routes())
         .merge(misc::routes())
         .route("/build", post(images::build))
+        .route(crate::api::wire::COMMAND_PATH, post(berth::command))
+        .route(crate::api::wire::EVENTS_PATH, get(berth::events))
         .fallback(misc::not_found)
         .with_state(state)
 }
