@@ -686,6 +686,17 @@ impl App {
     ) {
         out.redraw = true;
         let target = job.cmd.target().unwrap_or_default();
+        if let Command::ImageBuild { .. } = job.cmd {
+            for p in &mut self.popups {
+                if let Popup::Build(b) = p {
+                    b.done = Some(result.as_ref().map(|_| ()).map_err(|e| match e {
+                        JobError::Denied { reason, .. }
+                        | JobError::NeedsConfirmation { reason, .. } => reason.clone(),
+                        JobError::Failed(m) => m.clone(),
+                    }));
+                }
+            }
+        }
         match result {
             Ok(created) => {
                 self.denials.remove(&target);
@@ -940,6 +951,10 @@ impl App {
                     .unwrap_or_default();
                 self.popups.push(Popup::Run(Box::new(RunForm::new(&image))));
             }
+            (_, Action::BuildForm) => self.popups.push(Popup::Input(Box::new(Input::new(
+                InputKind::Build,
+                ". -t ",
+            )))),
             (_, Action::PullForm) => self
                 .popups
                 .push(Popup::Input(Box::new(Input::new(InputKind::Pull, "")))),
@@ -1295,6 +1310,27 @@ impl App {
                 });
             }
             InputKind::Command => self.command_line(&text, out),
+            InputKind::Build => match popup::parse_build(&text) {
+                Ok(cfg) => {
+                    let title = format!(
+                        "Build {}{}",
+                        cfg.context.display(),
+                        cfg.tags
+                            .first()
+                            .map(|t| format!(" as {t}"))
+                            .unwrap_or_default()
+                    );
+                    self.popups
+                        .push(Popup::Build(popup::BuildView::new(title.clone())));
+                    out.effect(Effect::Submit(Job::new(
+                        Command::ImageBuild {
+                            config: Box::new(cfg),
+                        },
+                        title,
+                    )));
+                }
+                Err(e) => self.error(format!("build: {e}")),
+            },
         }
     }
 
@@ -1381,7 +1417,15 @@ impl App {
                 }
                 return;
             }
-            Event::BuildOutput { .. } => return,
+            Event::BuildOutput { line } => {
+                for p in &mut self.popups {
+                    if let Popup::Build(b) = p {
+                        b.push(line.clone());
+                        out.redraw = true;
+                    }
+                }
+                return;
+            }
             Event::PolicyDecision {
                 subject,
                 action,

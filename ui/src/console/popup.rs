@@ -34,6 +34,7 @@ pub enum Popup {
     Input(Box<Input>),
     Run(Box<RunForm>),
     Pull(PullView),
+    Build(BuildView),
 }
 
 impl std::fmt::Debug for Popup {
@@ -45,6 +46,7 @@ impl std::fmt::Debug for Popup {
             Self::Input(_) => "Input",
             Self::Run(_) => "Run",
             Self::Pull(_) => "Pull",
+            Self::Build(_) => "Build",
         })
     }
 }
@@ -150,6 +152,7 @@ pub enum InputKind {
     Pull,
     Tag(ImageRef),
     SaveLogs,
+    Build,
 }
 
 impl InputKind {
@@ -161,6 +164,7 @@ impl InputKind {
             Self::Pull => "Pull image (e.g. busybox, 127.0.0.1:5000/app:1)".into(),
             Self::Tag(src) => format!("Tag {src} as"),
             Self::SaveLogs => "Save the log to file".into(),
+            Self::Build => "Build (CONTEXT [-t NAME] [-f Dockerfile] [--no-cache])".into(),
         }
     }
 
@@ -329,6 +333,61 @@ pub fn split_words(s: &str) -> Vec<String> {
     words
 }
 
+/// A build in progress: its output lines, then how it ended.
+pub struct BuildView {
+    pub title: String,
+    pub lines: std::collections::VecDeque<String>,
+    pub done: Option<Result<(), String>>,
+}
+
+impl BuildView {
+    const KEPT: usize = 500;
+
+    pub fn new(title: String) -> Self {
+        Self {
+            title,
+            lines: Default::default(),
+            done: None,
+        }
+    }
+
+    pub fn push(&mut self, line: String) {
+        if self.lines.len() == Self::KEPT {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
+}
+
+/// `CONTEXT [-t NAME]… [-f FILE] [--no-cache] [--target STAGE] [--build-arg K=V]…` → a build.
+pub fn parse_build(line: &str) -> Result<berth::api::BuildConfig, String> {
+    let words = split_words(line);
+    let mut cfg = berth::api::BuildConfig::default();
+    let mut context = None;
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match w.as_str() {
+            "-t" | "--tag" => cfg.tags.push(value(&w)?),
+            "-f" | "--file" => cfg.dockerfile = Some(value(&w)?.into()),
+            "--target" => cfg.target = Some(value(&w)?),
+            "--build-arg" => {
+                let kv = value(&w)?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("--build-arg {kv}: use KEY=VALUE"))?;
+                cfg.build_args.push((k.to_owned(), v.to_owned()));
+            }
+            "--no-cache" => cfg.no_cache = true,
+            f if f.starts_with('-') => return Err(format!("unknown option {f}")),
+            c if context.is_none() => context = Some(c.to_owned()),
+            extra => return Err(format!("one context only (got {extra:?} too)")),
+        }
+    }
+    cfg.context = context.ok_or("a context directory is needed")?.into();
+    Ok(cfg)
+}
+
 /// One layer's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerProgress {
@@ -494,7 +553,7 @@ pub fn handle_key(popup: &mut Popup, k: &KeyEvent, keymap: &[Binding]) -> Reacti
                 Reaction::Keep
             }
         },
-        Popup::Pull(_) => {
+        Popup::Pull(_) | Popup::Build(_) => {
             if is_esc(k) || is_enter(k) {
                 Reaction::Close
             } else {
@@ -517,6 +576,17 @@ mod tests {
         assert_eq!(split_words(r#"A="x y" B=\"z"#), ["A=x y", "B=\"z"]);
         assert_eq!(split_words("  "), Vec::<String>::new());
         assert_eq!(split_words("''"), [""]);
+    }
+
+    #[test]
+    fn build_lines() {
+        let b = parse_build("./app -t web:1 -f app/Dockerfile --build-arg V=2 --no-cache").unwrap();
+        assert_eq!(b.context, std::path::PathBuf::from("./app"));
+        assert_eq!(b.tags, ["web:1"]);
+        assert_eq!(b.build_args, [("V".to_owned(), "2".to_owned())]);
+        assert!(b.no_cache);
+        assert!(parse_build("-t x").unwrap_err().contains("context"));
+        assert!(parse_build(". --colour").is_err());
     }
 
     #[test]

@@ -806,6 +806,35 @@ impl View<'_> {
                         .render(rows[RUN_FIELDS.len() + 1], buf),
                 }
             }
+            Popup::Build(b) => {
+                let r = centered(
+                    area,
+                    area.width.saturating_sub(8),
+                    area.height.saturating_sub(6),
+                );
+                Clear.render(r, buf);
+                let block = self.block(b.title.clone());
+                let inner = block.inner(r);
+                block.render(r, buf);
+                let [out_area, last] =
+                    Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(inner);
+                let shown = usize::from(out_area.height);
+                let lines: Vec<Line> = b
+                    .lines
+                    .iter()
+                    .skip(b.lines.len().saturating_sub(shown))
+                    .map(|l| Line::from(l.clone()))
+                    .collect();
+                Paragraph::new(lines).render(out_area, buf);
+                match &b.done {
+                    Some(Ok(())) => {
+                        Line::styled("Built. Enter closes.", t.info()).render(last, buf)
+                    }
+                    Some(Err(e)) => Line::styled(e.clone(), t.error()).render(last, buf),
+                    None => Line::styled("building… Esc hides this; the build goes on.", t.dim())
+                        .render(last, buf),
+                }
+            }
             Popup::Pull(v) => {
                 let h = v.layers.len() as u16 + 4;
                 let r = centered(area, 70, h.max(5));
@@ -1323,6 +1352,23 @@ mod tests {
         snap("command_line", |a| {
             key(a, KeyCode::Char(':'));
             typed(a, "run busybox echo hi");
+        });
+        snap("build_output", |a| {
+            key(a, KeyCode::Char('B'));
+            typed(a, "web");
+            key(a, KeyCode::Enter);
+            for l in [
+                "Step 1/2 : FROM busybox",
+                " ---> 0b80f8c2d4d1",
+                "Step 2/2 : RUN echo hi",
+                "hi",
+            ] {
+                a.update(Msg::Engine(Box::new(berth::api::EventRecord {
+                    time: 0,
+                    origin: "o".into(),
+                    event: berth::api::Event::BuildOutput { line: l.into() },
+                })));
+            }
         });
         snap("filter", |a| {
             key(a, KeyCode::Char('/'));
