@@ -34,7 +34,10 @@ impl LayerStore {
             for e in rd.flatten() {
                 let n = e.file_name();
                 let n = n.to_string_lossy();
-                if n.starts_with(".tmp-") || n.starts_with(".trash-") {
+                // Staging and trash of a live process (another berth on this root) are its own.
+                if super::store::is_stale_temp(&n, ".tmp-")
+                    || super::store::is_stale_temp(&n, ".trash-")
+                {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }
@@ -69,9 +72,9 @@ impl LayerStore {
     /// A fresh, empty staging directory for unpacking `chain`.
     pub fn staging(&self, chain: &Digest) -> Result<PathBuf> {
         let p = self.dir.join(format!(
-            ".tmp-{}-{:016x}",
-            &chain.hex()[..12],
-            rand::random::<u64>()
+            "{}-{}",
+            super::store::owned_temp_name(".tmp-"),
+            &chain.hex()[..12]
         ));
         fs::create_dir(&p).map_err(|e| ImageError::io("create", &p, e))?;
         Ok(p)
@@ -107,9 +110,7 @@ impl LayerStore {
         }
         let p = self.path(chain);
         if p.exists() {
-            let trash = self
-                .dir
-                .join(format!(".trash-{:016x}", rand::random::<u64>()));
+            let trash = self.dir.join(super::store::owned_temp_name(".trash-"));
             fs::rename(&p, &trash).map_err(|e| ImageError::io("rename", &p, e))?;
             self.discard(&trash);
         }

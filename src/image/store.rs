@@ -45,6 +45,34 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     res.map_err(|e| ImageError::io("write", path, e))
 }
 
+/// A temp name owned by this process: `PREFIX<pid>-<random>`.
+pub(crate) fn owned_temp_name(prefix: &str) -> String {
+    format!(
+        "{prefix}{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    )
+}
+
+/// Whether a temp name made by [`owned_temp_name`] belongs to a process that is gone (or has no
+/// owner recorded, as older berth versions named them).
+pub(crate) fn is_stale_temp(name: &str, prefix: &str) -> bool {
+    let Some(rest) = name.strip_prefix(prefix) else {
+        return false;
+    };
+    match rest
+        .split_once('-')
+        .and_then(|(pid, _)| pid.parse::<i32>().ok())
+    {
+        Some(pid) => {
+            pid != std::process::id() as i32
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    == Err(nix::errno::Errno::ESRCH)
+        }
+        None => true,
+    }
+}
+
 impl ContentStore {
     /// Opens (creating if needed) the layout at `dir`. Leftover ingest files from a crash are
     /// removed: nothing refers to them.
@@ -66,9 +94,12 @@ impl ContentStore {
                 .map_err(|e| ImageError::json("index.json", e))?;
             write_atomic(&index, &data)?;
         }
+        // Several berth processes share a store: only what a dead process left is garbage.
         if let Ok(rd) = fs::read_dir(dir.join("ingest")) {
             for e in rd.flatten() {
-                let _ = fs::remove_file(e.path());
+                if is_stale_temp(&e.file_name().to_string_lossy(), "") {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
         Ok(ContentStore {
@@ -122,10 +153,7 @@ impl ContentStore {
 
     /// Starts writing a new blob into `ingest/`.
     pub fn ingest(&self) -> Result<BlobWriter> {
-        let tmp = self
-            .dir
-            .join("ingest")
-            .join(format!("{:016x}", rand::random::<u64>()));
+        let tmp = self.dir.join("ingest").join(owned_temp_name(""));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -145,10 +173,7 @@ impl ContentStore {
     /// makes the final fsync cheap. Falls back to `ingest` where O_DIRECT is not supported.
     pub fn ingest_direct(&self) -> Result<BlobWriter> {
         use std::os::unix::fs::OpenOptionsExt;
-        let tmp = self
-            .dir
-            .join("ingest")
-            .join(format!("{:016x}", rand::random::<u64>()));
+        let tmp = self.dir.join("ingest").join(owned_temp_name(""));
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -369,6 +394,25 @@ impl Drop for BlobWriter {
         if self.file.is_some() || self.tmp.exists() {
             let _ = fs::remove_file(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod temp_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_owners_temp_files_are_stale() {
+        let mine = owned_temp_name(".tmp-");
+        assert!(!is_stale_temp(&mine, ".tmp-"));
+        // pid 1 is always alive; a huge pid never is
+        assert!(!is_stale_temp(".tmp-1-00ff", ".tmp-"));
+        assert!(is_stale_temp(".tmp-2147483000-00ff", ".tmp-"));
+        assert!(
+            is_stale_temp(".tmp-legacyname", ".tmp-"),
+            "no owner recorded: an older berth's"
+        );
+        assert!(!is_stale_temp("something-else", ".tmp-"));
     }
 }
 
