@@ -124,6 +124,8 @@ pub enum Command {
 
     /// The most recent policy decisions from the audit log, oldest first.
     AuditLog { limit: usize },
+    /// Check the store for corruption and crash debris; remove what is bad with `repair`.
+    SystemCheck { repair: bool },
     /// Engine version and build.
     SystemVersion,
     /// Engine-wide facts: counts, root directory, drivers.
@@ -171,6 +173,7 @@ impl Command {
             Self::ImageImport { .. } => "image.import",
             Self::RegistryLogin { .. } => "registry.login",
             Self::AuditLog { .. } => "system.audit",
+            Self::SystemCheck { .. } => "system.check",
             Self::SystemVersion => "system.version",
             Self::SystemInfo => "system.info",
         }
@@ -211,6 +214,7 @@ impl Command {
         "image.import",
         "registry.login",
         "system.audit",
+        "system.check",
         "system.version",
         "system.info",
     ];
@@ -265,6 +269,7 @@ impl Command {
             | Self::ImageList
             | Self::ImagePrune { .. }
             | Self::AuditLog { .. }
+            | Self::SystemCheck { .. }
             | Self::SystemVersion
             | Self::SystemInfo => None,
         }

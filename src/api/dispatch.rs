@@ -181,6 +181,16 @@ impl Dispatcher {
                 .tail(limit)
                 .map(Reply::Audit)
                 .map_err(|e| ApiError::engine("reading the audit log", e)),
+            Command::SystemCheck { repair } => {
+                let lock = self.lock()?;
+                let report = self.images_blocking(move |s| s.check(repair)).await?;
+                drop(lock);
+                let report = report.map_err(|e| ApiError::engine("checking the store", e))?;
+                Ok(Reply::Json(
+                    serde_json::to_value(&report)
+                        .map_err(|e| ApiError::engine("checking the store", e))?,
+                ))
+            }
             Command::SystemVersion => Ok(Reply::Version(version_info())),
             Command::SystemInfo => self.system_info().await,
         }

@@ -12,6 +12,7 @@ mod support;
 mod archive;
 mod bench;
 mod cli;
+mod crash;
 mod escapes;
 mod fixtures;
 mod login;

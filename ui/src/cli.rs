@@ -213,6 +213,9 @@ enum Sub {
     Version,
     /// Show engine-wide information
     Info,
+    /// Check the engine's store (digests, references, crash debris)
+    #[command(subcommand)]
+    System(SystemSub),
     /// Stream the engine's events (of every berth process on this root) as JSON lines
     Events,
     /// Serve the Docker Engine API on a unix socket, for the docker CLI and SDKs
@@ -220,6 +223,16 @@ enum Sub {
         /// The socket to listen on (mode 0660, group `berth` when that group exists)
         #[arg(long, value_name = "PATH", default_value = berth::api::http::DEFAULT_SOCKET)]
         socket: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SystemSub {
+    /// Verify every blob's digest and every image's blobs; report what a crash left
+    Check {
+        /// Remove corrupt blobs and what processes that are gone left behind
+        #[arg(long)]
+        repair: bool,
     },
 }
 
@@ -1264,6 +1277,21 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 "berth {}\n API version: {} (minimum {})\n OS/Arch: {}/{}\n Kernel: {}",
                 v.version, v.api_version, v.min_api_version, v.os, v.arch, v.kernel
             );
+        }
+        Sub::System(SystemSub::Check { repair }) => {
+            let Reply::Json(v) = submit(engine, Command::SystemCheck { repair }).await? else {
+                return Err(unexpected());
+            };
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&v).unwrap_or_default()
+            );
+            let consistent = v["corrupt_blobs"].as_array().is_some_and(|a| a.is_empty())
+                && v["missing_blobs"].as_array().is_some_and(|a| a.is_empty());
+            if !consistent && !repair {
+                return Ok(ExitCode::from(1));
+            }
         }
         Sub::Info => {
             let Reply::Info(i) = submit(engine, Command::SystemInfo).await? else {

@@ -1,0 +1,152 @@
+//! `berth system check`: what a crash (or a disk problem) left in the store, and the repair.
+//!
+//! Checked: every blob hashes to its name (streamed, so large layers do not fill memory);
+//! every blob an image names is there; every layer directory has its record (a directory
+//! without one is a half-finished unpack that no image uses); what temp files processes that
+//! are gone left behind; unpacked layers no image references.
+
+use super::ImageStore;
+use super::digest::{Digest, chain_ids};
+use super::error::{ImageError, Result};
+use super::store::is_stale_temp;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use std::collections::HashSet;
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// What a check found (and, with repair, fixed).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CheckReport {
+    pub blobs_checked: usize,
+    /// Blobs whose content does not match their digest (removed by a repair).
+    pub corrupt_blobs: Vec<String>,
+    /// Blobs an image needs that are not there: `image: digest`.
+    pub missing_blobs: Vec<String>,
+    /// Temp files and directories of processes that are gone (removed by a repair).
+    pub stale_temp: Vec<PathBuf>,
+    /// Layer directories without their record: an unpack cut short (removed by a repair).
+    pub half_layers: Vec<PathBuf>,
+    /// Unpacked layers no image uses. Reported, never removed here: a container may still
+    /// stack one (`image prune` frees space).
+    pub unreferenced_layers: Vec<String>,
+    pub repaired: bool,
+}
+
+impl CheckReport {
+    /// Whether the store is consistent: nothing corrupt or missing. Debris (temp files,
+    /// half-unpacked or unused layers) is harmless to images and containers.
+    pub fn consistent(&self) -> bool {
+        self.corrupt_blobs.is_empty() && self.missing_blobs.is_empty()
+    }
+}
+
+fn hash_file(p: &std::path::Path) -> std::io::Result<String> {
+    let mut f = fs::File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+impl ImageStore {
+    /// Check the store; with `repair`, remove what is corrupt or left over.
+    pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        let mut r = CheckReport {
+            repaired: repair,
+            ..Default::default()
+        };
+        // Blobs against their names.
+        for d in self.content.list_blobs()? {
+            r.blobs_checked += 1;
+            let p = self.content.blob_path(&d);
+            match hash_file(&p) {
+                Ok(actual) if actual == d.to_string() => {}
+                _ => {
+                    r.corrupt_blobs.push(d.to_string());
+                    if repair {
+                        let _ = fs::remove_file(&p);
+                    }
+                }
+            }
+        }
+        // What images need.
+        let mut used_chains: HashSet<String> = HashSet::new();
+        for img in self.images()? {
+            let name = img
+                .names
+                .first()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| img.id.to_string());
+            let mut need: Vec<&Digest> = vec![&img.desc.digest, &img.manifest.config.digest];
+            need.extend(img.manifest.layers.iter().map(|l| &l.digest));
+            for d in need {
+                if !self.content.has_blob(d) {
+                    r.missing_blobs.push(format!("{name}: {d}"));
+                }
+            }
+            match self.config_of(&img) {
+                Ok(cfg) => used_chains.extend(
+                    chain_ids(&cfg.rootfs.diff_ids)
+                        .iter()
+                        .map(|c| c.hex().to_owned()),
+                ),
+                Err(ImageError::BlobMissing { .. } | ImageError::DigestMismatch { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Leftovers of processes that are gone.
+        let ingest = self.content.dir().join("ingest");
+        for e in fs::read_dir(&ingest).into_iter().flatten().flatten() {
+            if is_stale_temp(&e.file_name().to_string_lossy(), "") {
+                r.stale_temp.push(e.path());
+            }
+        }
+        let layers = self.layers.dir().to_owned();
+        for e in fs::read_dir(&layers).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name.starts_with('.') {
+                if is_stale_temp(&name, ".tmp-") || is_stale_temp(&name, ".trash-") {
+                    r.stale_temp.push(path);
+                }
+                continue;
+            }
+            if !path.is_dir() {
+                continue;
+            }
+            // A live pull renames a layer into place, then writes its record: only a record-less
+            // directory that has been so for a while is a cut-short unpack.
+            let settled = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(60));
+            if !layers.join(format!("{name}.json")).is_file() {
+                if settled {
+                    r.half_layers.push(path);
+                }
+            } else if !used_chains.contains(&name) {
+                r.unreferenced_layers.push(name);
+            }
+        }
+        if repair {
+            for p in r.stale_temp.iter().chain(&r.half_layers) {
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(p)
+                } else {
+                    fs::remove_file(p)
+                };
+            }
+        }
+        Ok(r)
+    }
+}
