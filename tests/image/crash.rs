@@ -105,3 +105,71 @@ fn pulls_killed_at_random_points_leave_a_consistent_store() {
     );
     eprintln!("{trials} trials, {killed_mid_pull} killed mid-pull, store consistent after each");
 }
+
+/// A tmpfs mount removed on drop.
+struct SmallFs(std::path::PathBuf);
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_full_disk_during_a_pull_is_a_clear_error_and_a_retry_with_room_works() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let image = crate::fixtures::fixtures().multi_ref.clone();
+    let dir = crate::registry::tempdir();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    // Room for the store's skeleton but not for the image's layers.
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=600k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs");
+    let fs = SmallFs(mnt.clone());
+    let root = mnt.join("root");
+    let out = berth(&root, &["pull", &image]);
+    assert!(!out.status.success(), "the pull fitted in 600k?");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("No space left on device"),
+        "unclear error: {err}"
+    );
+    let report = check(&root, false);
+    assert_eq!(
+        report["missing_blobs"].as_array().map(Vec::len),
+        Some(0),
+        "{report:#}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&berth(&root, &["images"]).stdout).contains("multi"),
+        "a half image is listed"
+    );
+    // Room again: the same pull works and the image runs.
+    let st = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = berth(&root, &["pull", &image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = berth(&root, &["run", "--rm", &image, "cat", "/etc/base"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "base layer\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(fs);
+}
