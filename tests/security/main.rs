@@ -379,3 +379,56 @@ async fn a_confirm_rule_blocks_the_api_until_the_caller_confirms() {
     assert_eq!(audit.len(), 2, "both decisions are audited");
     assert!(audit.iter().all(|r| r.decision == Verdict::Confirm));
 }
+
+#[tokio::test]
+async fn an_implicit_pull_by_create_is_authorised_as_image_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let create = |pull| Command::ContainerCreate {
+        config: Box::new(ContainerConfig {
+            image: "ghcr.io/acme/tool:1".into(),
+            ..Default::default()
+        }),
+        pull,
+    };
+    // container.create is allowed, but the missing image would be pulled from a registry the
+    // policy does not allow pulls from: the image.pull rule stops it before anything happens.
+    let err = engine.submit(create(true)).await.unwrap_err();
+    match &err {
+        ApiError::Denied { rule, reason } => {
+            assert!(
+                rule.as_deref().unwrap().ends_with("policy.toml:19"),
+                "{rule:?}"
+            );
+            assert_eq!(reason, "only the local registry and Docker Hub");
+        }
+        other => panic!("expected the pull to be denied, got {other:?}"),
+    }
+    let root = engine.root().path();
+    assert_eq!(
+        std::fs::read_dir(root.join("containers"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+    let blobs = std::fs::read_dir(root.join("images/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "a denied pull stored blobs");
+    let audit = AuditLog::new(engine.root().audit_path()).tail(10).unwrap();
+    let decisions: Vec<_> = audit
+        .iter()
+        .map(|r| (r.action.as_str(), r.decision))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("container.create", Verdict::Allow),
+            ("image.pull", Verdict::Deny)
+        ]
+    );
+    // Without --pull nothing is pulled, so no pull is authorised: the create fails on the
+    // missing image instead, not on the policy.
+    let err = engine.submit(create(false)).await.unwrap_err();
+    assert!(!is_policy_error(&err), "{err:?}");
+}
