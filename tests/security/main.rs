@@ -263,6 +263,26 @@ fn is_policy_error(e: &ApiError) -> bool {
     )
 }
 
+/// The denial of POLICY's image.pull rule (line 19).
+fn assert_pull_denied(err: &ApiError) {
+    match err {
+        ApiError::Denied { rule, reason } => {
+            assert!(
+                rule.as_deref().unwrap().ends_with("policy.toml:19"),
+                "{rule:?}"
+            );
+            assert_eq!(reason, "only the local registry and Docker Hub");
+        }
+        other => panic!("expected the pull to be denied, got {other:?}"),
+    }
+}
+
+fn stored_blobs(root: &std::path::Path) -> usize {
+    std::fs::read_dir(root.join("images/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn a_pull_from_an_unlisted_registry_is_denied_does_nothing_and_is_audited() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,20 +294,9 @@ async fn a_pull_from_an_unlisted_registry_is_denied_does_nothing_and_is_audited(
         })
         .await
         .unwrap_err();
-    match &err {
-        ApiError::Denied { rule, reason } => {
-            assert!(
-                rule.as_deref().unwrap().ends_with("policy.toml:19"),
-                "{rule:?}"
-            );
-            assert_eq!(reason, "only the local registry and Docker Hub");
-        }
-        other => panic!("expected a denial, got {other:?}"),
-    }
+    assert_pull_denied(&err);
     let root = engine.root().path();
-    let blobs = std::fs::read_dir(root.join("images/blobs/sha256"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let blobs = stored_blobs(root);
     assert_eq!(blobs, 0, "a denied request stored blobs");
     let audit = AuditLog::new(root.join("audit.log")).tail(10).unwrap();
     assert_eq!(audit.len(), 1);
@@ -394,16 +403,7 @@ async fn an_implicit_pull_by_create_is_authorised_as_image_pull() {
     // container.create is allowed, but the missing image would be pulled from a registry the
     // policy does not allow pulls from: the image.pull rule stops it before anything happens.
     let err = engine.submit(create(true)).await.unwrap_err();
-    match &err {
-        ApiError::Denied { rule, reason } => {
-            assert!(
-                rule.as_deref().unwrap().ends_with("policy.toml:19"),
-                "{rule:?}"
-            );
-            assert_eq!(reason, "only the local registry and Docker Hub");
-        }
-        other => panic!("expected the pull to be denied, got {other:?}"),
-    }
+    assert_pull_denied(&err);
     let root = engine.root().path();
     assert_eq!(
         std::fs::read_dir(root.join("containers"))
@@ -411,10 +411,7 @@ async fn an_implicit_pull_by_create_is_authorised_as_image_pull() {
             .unwrap_or(0),
         0
     );
-    let blobs = std::fs::read_dir(root.join("images/blobs/sha256"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(blobs, 0, "a denied pull stored blobs");
+    assert_eq!(stored_blobs(root), 0, "a denied pull stored blobs");
     let audit = AuditLog::new(engine.root().audit_path()).tail(10).unwrap();
     let decisions: Vec<_> = audit
         .iter()
