@@ -265,3 +265,44 @@ fn custom_docker_profile_file_and_plain_oci_bundle_profile_apply() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("blocked"), "{text}");
 }
+
+#[test]
+fn exec_into_a_container_gets_its_filter_and_capabilities() {
+    if !support::require_root() {
+        return;
+    }
+    let env = Env::new();
+    for (name, admin) in [("exec-default", false), ("exec-admin", true)] {
+        let id = fixture::id(name);
+        let mut req = probe_req(&env, &id, "", false);
+        req.args = vec!["sleep".into(), "1000".into()];
+        if admin {
+            req.cap_add = vec!["SYS_ADMIN".into()];
+        }
+        env.rt.create(&req).unwrap();
+        env.rt.start(&id).unwrap();
+        let exec = berth::runtime::ExecRequest {
+            args: vec![
+                "/probe".into(),
+                "mount".into(),
+                "vsock_high".into(),
+                "clone3".into(),
+            ],
+            ..Default::default()
+        };
+        let ex = env
+            .rt
+            .exec(&id, &exec, berth::runtime::StdioMode::Pipes)
+            .unwrap();
+        let out = ex.child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        let want: &[(&str, i32)] = if admin {
+            &[("mount", 0), ("vsock_high", EPERM), ("clone3", EINVAL)]
+        } else {
+            &[("mount", EPERM), ("vsock_high", EPERM), ("clone3", ENOSYS)]
+        };
+        expect(&results(&text), want, name);
+        env.rt.remove(&id, true).unwrap();
+    }
+}
