@@ -197,12 +197,23 @@ impl Dispatcher {
     }
 
     fn authorize(&self, caller: &Caller, cmd: &Command) -> Result<(), ApiError> {
-        let request = Request {
-            action: cmd.action().to_owned(),
-            target: cmd.target(),
-            facts: facts_of(cmd),
-        };
-        let decision = self.policy.decide(&caller.subject, &request);
+        self.check(caller, &request_of(cmd), is_query(cmd))?;
+        // `run`/`create --pull`: an image that is missing will be pulled, and a pull is a pull
+        // whoever asks for it, so `image.pull` rules apply to it too.
+        if let Command::ContainerCreate { config, pull: true } = cmd
+            && matches!(
+                self.images.inspect(config.image.as_str()),
+                Err(crate::image::ImageError::NotFound { .. })
+            )
+        {
+            self.check(caller, &implicit_pull_of(config), false)?;
+        }
+        Ok(())
+    }
+
+    /// Ask the policy about one request; record it; an error unless it may proceed.
+    fn check(&self, caller: &Caller, request: &Request, query: bool) -> Result<(), ApiError> {
+        let decision = self.policy.decide(&caller.subject, request);
         let proceeds = match decision.verdict {
             Verdict::Allow => true,
             Verdict::Confirm => caller.confirmed,
@@ -210,8 +221,8 @@ impl Dispatcher {
         };
         // Queries that are allowed are not worth an audit line each (a console lists often);
         // every refusal, confirmation and change is.
-        if !proceeds || decision.verdict != Verdict::Allow || !is_query(cmd) {
-            self.record(caller, &request, &decision);
+        if !proceeds || decision.verdict != Verdict::Allow || !query {
+            self.record(caller, request, &decision);
         }
         if proceeds {
             return Ok(());
@@ -300,6 +311,24 @@ fn is_query(cmd: &Command) -> bool {
             | Command::SystemVersion
             | Command::SystemInfo
     )
+}
+
+/// The policy request a command makes: what the dispatcher asks the policy before running it
+/// (and what `berth policy explain` shows).
+pub fn request_of(cmd: &Command) -> Request {
+    Request {
+        action: cmd.action().to_owned(),
+        target: cmd.target(),
+        facts: facts_of(cmd),
+    }
+}
+
+/// The `image.pull` request of a create that will pull its missing image.
+pub fn implicit_pull_of(config: &ContainerConfig) -> Request {
+    request_of(&Command::ImagePull {
+        reference: config.image.clone(),
+        platform: config.platform.clone(),
+    })
 }
 
 /// What the policy may look at in a command.

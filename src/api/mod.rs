@@ -22,7 +22,7 @@ mod watch;
 pub mod wire;
 
 pub use command::Command;
-pub use dispatch::{Caller, Dispatcher};
+pub use dispatch::{Caller, Dispatcher, implicit_pull_of, request_of};
 pub use engine::{Engine, EngineError, EngineOptions, SYSTEM_POLICY, load_policy};
 pub use error::ApiError;
 pub use event::{Event, EventRecord};

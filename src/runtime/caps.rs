@@ -1,84 +1,52 @@
-//! Capability sets: names, Docker's default set, computing a container's sets, applying them.
+//! Capability sets of a container's process: computing them (the security module's rules:
+//! Docker's 14 defaults, `--cap-add`/`--cap-drop`, `--privileged`) and applying them.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
 use super::error::{Result, RuntimeError};
 use super::spec::Capabilities;
-
-/// Docker's 14 default capabilities (moby `daemon/pkg/oci/caps/defaults.go`), bitmask 0xa80425fb.
-pub const DOCKER_DEFAULT: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+use crate::security::caps::{Cap, CapSet as Caps};
 
 /// Parse a capability name; accepts `CAP_X`, `X`, any case.
 pub fn parse(name: &str) -> Result<Capability> {
-    let up = name.trim().to_ascii_uppercase();
-    let full = if up.starts_with("CAP_") {
-        up
-    } else {
-        format!("CAP_{up}")
-    };
-    full.parse::<Capability>()
-        .map_err(|_| RuntimeError::UnknownCapability { name: name.into() })
+    let unknown = || RuntimeError::UnknownCapability { name: name.into() };
+    let cap = Cap::parse(name).map_err(|_| unknown())?;
+    cap.name().parse::<Capability>().map_err(|_| unknown())
 }
 
-/// Every capability we can hand out: the running kernel's, within our own bounding set (a
-/// host that lacks one, e.g. CAP_SYS_RESOURCE here, cannot give it to a privileged container).
-pub fn all_names() -> Vec<String> {
+/// Every capability this process can hand out: those in its own bounding set (a host that
+/// lacks one, e.g. CAP_SYS_RESOURCE here, cannot give it to a privileged container).
+pub fn grantable() -> Caps {
     let bounding = caps::read(None, CapSet::Bounding).unwrap_or_default();
-    let mut v: Vec<String> = caps::runtime::thread_all_supported()
+    bounding
         .iter()
-        .filter(|c| bounding.contains(c))
-        .map(|c| c.to_string())
-        .collect();
-    v.sort();
-    v
+        .filter_map(|c| Cap::parse(&c.to_string()).ok())
+        .collect()
 }
 
-/// The container's sets from Docker-style options: start from the default 14 (or all, when
-/// privileged), add `add` (`ALL` = all), drop `drop` (`ALL` = all).
+/// The container's sets from Docker-style options ([`Caps::for_container`]). What comes from
+/// `--privileged` or `--cap-add ALL` is limited to [`grantable`]; a capability named
+/// explicitly is kept, so asking for one the host cannot give fails at start.
 pub fn docker_sets(privileged: bool, add: &[String], drop: &[String]) -> Result<Capabilities> {
-    let mut set: Vec<String> = if privileged {
-        all_names()
-    } else {
-        DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect()
-    };
-    if drop.iter().any(|d| d.eq_ignore_ascii_case("all")) {
-        set.clear();
-    } else {
-        for d in drop {
-            let c = parse(d)?.to_string();
-            set.retain(|s| *s != c);
-        }
+    let mut set = Caps::for_container(add, drop, privileged)
+        .map_err(|e| RuntimeError::UnknownCapability { name: e.0 })?;
+    let add_all = add.iter().any(|a| a.trim().eq_ignore_ascii_case("all"));
+    if privileged {
+        set = set.intersection(grantable());
+    } else if add_all {
+        let named: Vec<&String> = add
+            .iter()
+            .filter(|a| !a.trim().eq_ignore_ascii_case("all"))
+            .collect();
+        let named =
+            Caps::parse(&named).map_err(|e| RuntimeError::UnknownCapability { name: e.0 })?;
+        set = set.intersection(grantable().union(named));
     }
-    if add.iter().any(|a| a.eq_ignore_ascii_case("all")) {
-        set = all_names();
-    } else {
-        for a in add {
-            let c = parse(a)?.to_string();
-            if !set.contains(&c) {
-                set.push(c);
-            }
-        }
-    }
-    set.sort();
+    let names: Vec<String> = set.names().iter().map(|s| s.to_string()).collect();
     Ok(Capabilities {
-        bounding: set.clone(),
-        effective: set.clone(),
-        permitted: set,
+        bounding: names.clone(),
+        effective: names.clone(),
+        permitted: names,
         inheritable: vec![],
         ambient: vec![],
     })
@@ -151,11 +119,20 @@ mod tests {
 
     #[test]
     fn default_mask_matches_docker() {
-        let mask: u64 = DOCKER_DEFAULT
+        let s = docker_sets(false, &[], &[]).unwrap();
+        let mask: u64 = s
+            .effective
             .iter()
             .map(|n| 1u64 << parse(n).unwrap().index())
             .sum();
         assert_eq!(mask, 0xa80425fb);
+    }
+
+    #[test]
+    fn privileged_gets_what_the_host_can_give() {
+        let s = docker_sets(true, &[], &[]).unwrap();
+        let got: Caps = Caps::parse(&s.bounding).unwrap();
+        assert_eq!(got, grantable().intersection(Caps::all()));
     }
 
     #[test]

@@ -102,17 +102,7 @@ fn run(args: &[OsString]) -> Result<i32> {
         .as_ref()
         .map(CapSets::from_spec)
         .transpose()?;
-    let filters = match &spec.linux().seccomp {
-        Some(p) => {
-            let names = process
-                .capabilities
-                .as_ref()
-                .map(|c| c.effective.clone())
-                .unwrap_or_default();
-            Some(seccomp::compile(p, &seccomp::Context::current(names))?.programs())
-        }
-        None => None,
-    };
+    let filters = seccomp::programs_for(&spec, process.capabilities.as_ref())?;
     // Namespace fds first, pinned by a pidfd + start-time check against pid reuse.
     let pidfd = sys::pidfd_open(st.pid).map_err(|e| RuntimeError::sys("pidfd_open", e))?;
     let mut ns = Vec::new();

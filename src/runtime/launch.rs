@@ -110,18 +110,7 @@ fn clone_init(
         Some(c) => Some(CapSets::from_spec(c)?),
         None => None,
     };
-    let seccomp = match &spec.linux().seccomp {
-        Some(p) => {
-            let cap_names = spec
-                .process()
-                .capabilities
-                .as_ref()
-                .map(|c| c.effective.clone())
-                .unwrap_or_default();
-            Some(seccomp::compile(p, &seccomp::Context::current(cap_names))?.programs())
-        }
-        None => None,
-    };
+    let seccomp = seccomp::programs_for(&spec, spec.process().capabilities.as_ref())?;
     super::trace_time("seccomp compiled");
     let mut flags = 0;
     let mut join = Vec::new();

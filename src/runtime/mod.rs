@@ -5,7 +5,8 @@
 //! - [`spec`]: the OCI runtime spec model; [`state`]: on-disk container state.
 //! - container creation: [`launch`] (parent side: cgroup, clone, sync) and [`init`] (child
 //!   side), with [`rootfs`] and [`paths`] (mounts resolved inside the rootfs), [`caps`],
-//!   [`seccomp`], [`cgroups`] (v1 and v2 behind a trait), [`seal`] (CVE-2019-5736).
+//!   [`seccomp`] (which filter, from the security module, and installing it), [`cgroups`] (v1
+//!   and v2 behind a trait), [`seal`] (CVE-2019-5736).
 //! - [`foreground`]: `runtime run` without a monitor; [`cli`]: the runc-like command line.
 //! - the manager: [`manager::Runtime`] over a state root, [`request`] (high-level create
 //!   requests → OCI spec with Docker's defaults), [`monitor`] (per-container monitor process),

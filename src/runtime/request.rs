@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use super::caps;
 use super::error::{Result, RuntimeError};
-use super::seccomp::{self, SeccompProfile};
+use super::seccomp;
 use super::spec::{
     Cpu, Linux, Memory, Mount, Namespace, OVERLAY_ANNOTATION, OverlayRootfs, Pids, Process,
     Resources, Rlimit, Root, Spec, User,
 };
 use super::state::ContainerId;
+use crate::security::container::{READONLY_PATHS, default_masked_paths};
+use crate::security::seccomp::Profile;
 
 /// The container's root filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,10 +34,10 @@ pub enum SeccompChoice {
     Default,
     /// No filter.
     Unconfined,
-    /// A Docker-format JSON profile file.
+    /// A profile file: berth's format or Docker's (`--security-opt seccomp=FILE`).
     File(PathBuf),
-    /// A profile given as data (the security module's).
-    Profile(SeccompProfile),
+    /// A profile given as data.
+    Profile(Profile),
 }
 
 /// Network namespace of the container.
@@ -215,59 +217,6 @@ pub struct CreateRequest {
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Docker's masked paths (moby `daemon/pkg/oci/defaults.go`).
-pub fn docker_masked_paths() -> Vec<String> {
-    let mut v: Vec<String> = [
-        "/proc/acpi",
-        "/proc/asound",
-        "/proc/interrupts",
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/latency_stats",
-        "/proc/sched_debug",
-        "/proc/scsi",
-        "/proc/timer_list",
-        "/proc/timer_stats",
-        "/sys/devices/virtual/powercap",
-        "/sys/firmware",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Ok(rd) = std::fs::read_dir("/sys/devices/system/cpu") {
-        let mut cpus: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| {
-                n.strip_prefix("cpu")
-                    .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
-            })
-            .filter(|n| {
-                std::path::Path::new(&format!("/sys/devices/system/cpu/{n}/thermal_throttle"))
-                    .exists()
-            })
-            .map(|n| format!("/sys/devices/system/cpu/{n}/thermal_throttle"))
-            .collect();
-        cpus.sort();
-        v.extend(cpus);
-    }
-    v
-}
-
-/// Docker's read-only paths.
-pub fn docker_readonly_paths() -> Vec<String> {
-    [
-        "/proc/bus",
-        "/proc/fs",
-        "/proc/irq",
-        "/proc/sys",
-        "/proc/sysrq-trigger",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 fn m(dest: &str, kind: &str, src: &str, opts: &[&str]) -> Mount {
     Mount {
         destination: dest.into(),
@@ -393,7 +342,7 @@ impl CreateRequest {
                 .clone()
                 .filter(|c| !c.is_empty())
                 .unwrap_or_else(|| "/".into()),
-            capabilities: Some(capsets.clone()),
+            capabilities: Some(capsets),
             // Docker's default nofile, clamped to what we may set (no CAP_SYS_RESOURCE here).
             rlimits: nofile_rlimit(),
             no_new_privileges: self.no_new_privileges,
@@ -492,24 +441,34 @@ impl CreateRequest {
                 ..Default::default()
             });
         }
-        let seccomp = if self.privileged {
-            None
-        } else {
-            let profile = match &self.seccomp {
-                SeccompChoice::Default => Some(seccomp::default_profile()),
-                SeccompChoice::Unconfined => None,
-                SeccompChoice::File(p) => {
-                    let s = std::fs::read_to_string(p)
-                        .map_err(|e| RuntimeError::io("read seccomp profile", p, e))?;
-                    Some(seccomp::parse_profile(&s)?)
+        // Which profile berth compiles (an annotation) and its OCI form (for other tools).
+        let profile = match (&self.seccomp, self.privileged) {
+            (_, true) | (SeccompChoice::Unconfined, _) => None,
+            (SeccompChoice::Default, _) => Some(None),
+            (SeccompChoice::File(p), _) => Some(Some(Profile::load(p).map_err(|e| {
+                RuntimeError::Seccomp {
+                    reason: e.to_string(),
                 }
-                SeccompChoice::Profile(p) => Some(p.clone()),
-            };
-            profile.map(|p| {
-                seccomp::resolve(&p, &seccomp::Context::current(capsets.effective.clone()))
-            })
+            })?)),
+            (SeccompChoice::Profile(p), _) => Some(Some(p.clone())),
         };
+        let cap_set = seccomp::cap_set(process.capabilities.as_ref())?;
         let mut annotations = self.annotations.clone();
+        annotations.remove(seccomp::PROFILE_ANNOTATION);
+        let seccomp = match profile {
+            None => None,
+            Some(None) => {
+                annotations.insert(seccomp::PROFILE_ANNOTATION.into(), seccomp::DEFAULT.into());
+                Some(seccomp::default_oci_form(cap_set)?)
+            }
+            Some(Some(p)) => {
+                annotations.insert(
+                    seccomp::PROFILE_ANNOTATION.into(),
+                    serde_json::to_string(&p).expect("a profile serialises"),
+                );
+                Some(seccomp::oci_form(&p, cap_set)?)
+            }
+        };
         let root_path = match &self.rootfs {
             Some(Rootfs::Dir(d)) => d.clone(),
             Some(Rootfs::Overlay(o)) => {
@@ -543,12 +502,12 @@ impl CreateRequest {
                 masked_paths: if self.privileged {
                     vec![]
                 } else {
-                    docker_masked_paths()
+                    default_masked_paths()
                 },
                 readonly_paths: if self.privileged {
                     vec![]
                 } else {
-                    docker_readonly_paths()
+                    READONLY_PATHS.iter().map(|p| p.to_string()).collect()
                 },
                 devices: if self.privileged {
                     host_devices()
@@ -651,12 +610,12 @@ mod tests {
         let l = s.linux();
         assert!(l.masked_paths.contains(&"/proc/kcore".to_string()));
         assert!(l.readonly_paths.contains(&"/proc/sys".to_string()));
-        let sc = l.seccomp.as_ref().unwrap();
-        assert!(
-            sc.syscalls
-                .iter()
-                .all(|r| r.includes.is_none() && r.excludes.is_none()),
-            "resolved to plain OCI"
+        assert!(l.seccomp.is_some());
+        assert_eq!(
+            s.annotations
+                .get(seccomp::PROFILE_ANNOTATION)
+                .map(String::as_str),
+            Some(seccomp::DEFAULT)
         );
         assert_eq!(s.hostname.as_deref(), Some("abc"));
     }

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{IoContext, Result, RuntimeError};
-use super::seccomp::SeccompProfile;
 
 /// Annotation carrying an overlay rootfs description (JSON of [`OverlayRootfs`]); when present,
 /// `root.path` is the mountpoint and the overlay is mounted inside the container's own mount
@@ -139,7 +138,8 @@ pub struct Linux {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroups_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp: Option<SeccompProfile>,
+    /// The OCI `linux.seccomp` object (see [`super::seccomp`] for what berth compiles).
+    pub seccomp: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked_paths: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -31,7 +31,9 @@
 //! seccompiler's `apply_filter` sets `PR_SET_NO_NEW_PRIVS` before installing, so with a filter,
 //! setuid binaries in the container cannot gain privileges (as with Docker's
 //! `no-new-privileges`). A runtime that wants Docker's default (setuid works) must install the
-//! programs itself with `seccomp(2)` while it still holds `CAP_SYS_ADMIN`.
+//! programs itself with `seccomp(2)` while it still holds `CAP_SYS_ADMIN`: berth's runtime does
+//! (`runtime::seccomp::install` with [`CompiledFilter::libc_programs`]), and sets
+//! `no_new_privs` only for `--security-opt no-new-privileges`.
 
 mod compiled;
 mod docker;

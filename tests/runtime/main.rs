@@ -9,3 +9,4 @@ mod fixture;
 mod hardening;
 mod isolation;
 mod lifecycle;
+mod seccomp;

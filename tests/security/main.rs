@@ -263,6 +263,26 @@ fn is_policy_error(e: &ApiError) -> bool {
     )
 }
 
+/// The denial of POLICY's image.pull rule (line 19).
+fn assert_pull_denied(err: &ApiError) {
+    match err {
+        ApiError::Denied { rule, reason } => {
+            assert!(
+                rule.as_deref().unwrap().ends_with("policy.toml:19"),
+                "{rule:?}"
+            );
+            assert_eq!(reason, "only the local registry and Docker Hub");
+        }
+        other => panic!("expected the pull to be denied, got {other:?}"),
+    }
+}
+
+fn stored_blobs(root: &std::path::Path) -> usize {
+    std::fs::read_dir(root.join("images/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn a_pull_from_an_unlisted_registry_is_denied_does_nothing_and_is_audited() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,20 +294,9 @@ async fn a_pull_from_an_unlisted_registry_is_denied_does_nothing_and_is_audited(
         })
         .await
         .unwrap_err();
-    match &err {
-        ApiError::Denied { rule, reason } => {
-            assert!(
-                rule.as_deref().unwrap().ends_with("policy.toml:19"),
-                "{rule:?}"
-            );
-            assert_eq!(reason, "only the local registry and Docker Hub");
-        }
-        other => panic!("expected a denial, got {other:?}"),
-    }
+    assert_pull_denied(&err);
     let root = engine.root().unwrap().path();
-    let blobs = std::fs::read_dir(root.join("images/blobs/sha256"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let blobs = stored_blobs(root);
     assert_eq!(blobs, 0, "a denied request stored blobs");
     let audit = AuditLog::new(root.join("audit.log")).tail(10).unwrap();
     assert_eq!(audit.len(), 1);
@@ -381,4 +390,154 @@ async fn a_confirm_rule_blocks_the_api_until_the_caller_confirms() {
         .unwrap();
     assert_eq!(audit.len(), 2, "both decisions are audited");
     assert!(audit.iter().all(|r| r.decision == Verdict::Confirm));
+}
+
+#[tokio::test]
+async fn an_implicit_pull_by_create_is_authorised_as_image_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let create = |pull| Command::ContainerCreate {
+        config: Box::new(ContainerConfig {
+            image: "ghcr.io/acme/tool:1".into(),
+            ..Default::default()
+        }),
+        pull,
+    };
+    // container.create is allowed, but the missing image would be pulled from a registry the
+    // policy does not allow pulls from: the image.pull rule stops it before anything happens.
+    let err = engine.submit(create(true)).await.unwrap_err();
+    assert_pull_denied(&err);
+    let root = engine.root().unwrap().path();
+    assert_eq!(
+        std::fs::read_dir(root.join("containers"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+    assert_eq!(stored_blobs(root), 0, "a denied pull stored blobs");
+    let audit = AuditLog::new(engine.root().unwrap().audit_path())
+        .tail(10)
+        .unwrap();
+    let decisions: Vec<_> = audit
+        .iter()
+        .map(|r| (r.action.as_str(), r.decision))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("container.create", Verdict::Allow),
+            ("image.pull", Verdict::Deny)
+        ]
+    );
+    // Without --pull nothing is pulled, so no pull is authorised: the create fails on the
+    // missing image instead, not on the policy.
+    let err = engine.submit(create(false)).await.unwrap_err();
+    assert!(!is_policy_error(&err), "{err:?}");
+}
+
+// ---- `berth policy` through the binary ----
+
+fn berth_policy(args: &[&str]) -> (bool, String, String) {
+    let out = Process::new(support::berth_bin())
+        .args(args)
+        .env_remove("BERTH_ROOT")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn policy_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn policy_check_prints_the_rule_count_or_file_line_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = policy_file(dir.path(), "good.toml", POLICY);
+    let (ok, out, _) = berth_policy(&["policy", "check", &good]);
+    assert!(ok);
+    assert_eq!(out.trim(), format!("{good}: 5 rules, valid"));
+    // No FILE: the policy in effect (here the one given with --policy).
+    let (ok, out, _) = berth_policy(&["--policy", &good, "policy", "check"]);
+    assert!(ok);
+    assert!(out.starts_with(&format!("{good}: 5 rules")), "{out}");
+
+    let bad = policy_file(
+        dir.path(),
+        "bad.toml",
+        &format!("{POLICY}\n[[rule]]\naction = \"image.pul\"\ndecision = \"deny\"\n"),
+    );
+    let (ok, out, err) = berth_policy(&["policy", "check", &bad]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(&format!("{bad}:28:")) && err.contains("image.pul"),
+        "{err}"
+    );
+    // An invalid policy in effect is reported the same way (the engine would refuse to start).
+    let (ok, _, err) = berth_policy(&["--policy", &bad, "policy", "check"]);
+    assert!(!ok && err.contains(&format!("{bad}:28:")), "{err}");
+    let (ok, _, err) = berth_policy(&["policy", "check", "/nonexistent/policy.toml"]);
+    assert!(!ok && err.contains("/nonexistent/policy.toml"), "{err}");
+}
+
+#[test]
+fn policy_explain_parses_a_docker_command_line_and_shows_the_deciding_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = policy_file(dir.path(), "p.toml", POLICY);
+    let explain = |cmd: &[&str]| {
+        let mut args = vec!["--policy", file.as_str(), "policy", "explain"];
+        args.extend_from_slice(cmd);
+        let (ok, out, err) = berth_policy(&args);
+        assert!(ok, "{err}");
+        out
+    };
+    let out = explain(&["run", "--privileged", "-v", "/etc:/x", "busybox"]);
+    assert!(
+        out.contains(&format!(
+            "=> confirm by {file}:2: privileged containers need a yes"
+        )),
+        "{out}"
+    );
+    // The implicit pull and the start are explained too.
+    assert!(out.contains("image.pull by"), "{out}");
+    assert!(out.contains("container.start by"), "{out}");
+
+    let out = explain(&["run", "-v", "/etc:/x", "busybox", "sh", "-c", "true"]);
+    assert!(
+        out.contains(&format!("{file}:2  confirm container.create")),
+        "each rule tried is listed: {out}"
+    );
+    assert!(out.contains("privileged = true does not hold"), "{out}");
+    assert!(
+        out.contains(&format!("=> deny by {file}:8: binds must be read-only")),
+        "{out}"
+    );
+    let out = explain(&["create", "-v", "/etc:/x:ro", "busybox"]);
+    assert!(
+        !out.contains("binds must be read-only") && out.contains(&format!("=> allow by {file}:")),
+        "{out}"
+    );
+
+    let out = explain(&["pull", "ghcr.io/x/y"]);
+    assert!(
+        out.contains("registry ghcr.io is not listed")
+            && out.contains(&format!(
+                "=> deny by {file}:19: only the local registry and Docker Hub"
+            )),
+        "{out}"
+    );
+    let out = explain(&["pull", "docker.io/library/busybox"]);
+    assert!(out.contains(&format!("=> allow by {file}:14")), "{out}");
+
+    // Not a command line the CLI accepts, or not one the engine runs: an error, exit 1.
+    let (ok, _, err) = berth_policy(&["--policy", &file, "policy", "explain", "run"]);
+    assert!(!ok && err.contains("IMAGE"), "{err}");
+    let (ok, _, err) = berth_policy(&["--policy", &file, "policy", "explain", "serve"]);
+    assert!(!ok && err.contains("serve"), "{err}");
 }

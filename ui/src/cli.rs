@@ -218,6 +218,9 @@ enum Sub {
     System(SystemSub),
     /// Stream the engine's events (of every berth process on this root) as JSON lines
     Events,
+    /// Check the policy, or explain how it decides a command
+    #[command(subcommand)]
+    Policy(PolicySub),
     /// Serve the Docker Engine API on a unix socket, for the docker CLI and SDKs
     Serve {
         /// The socket to listen on (mode 0660, group `berth` when that group exists)
@@ -233,6 +236,17 @@ enum SystemSub {
         /// Remove corrupt blobs and what processes that are gone left behind
         #[arg(long)]
         repair: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicySub {
+    /// Validate a policy file (default: the policy in effect) and print its rule count
+    Check { file: Option<PathBuf> },
+    /// Show, rule by rule, how the policy decides a command line (e.g. `run --privileged busybox`)
+    Explain {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
     },
 }
 
@@ -473,6 +487,10 @@ fn open_engine(cli: &Cli) -> Result<Engine, ExitCode> {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    // The policy commands work on the policy alone (and must work when it is invalid).
+    if let Some(Sub::Policy(p)) = cli.command {
+        return policy_command(cli.policy.as_deref(), p);
+    }
     let engine = match open_engine(&cli) {
         Ok(e) => e,
         Err(code) => return code,
@@ -1303,6 +1321,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 serde_json::to_string_pretty(&i).unwrap_or_default()
             );
         }
+        Sub::Policy(_) => unreachable!("run() handles `policy` before opening the engine"),
         Sub::Serve { socket } => {
             drop(out);
             let opts = berth::api::http::ServeOptions {
@@ -1523,4 +1542,219 @@ fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+// ---- berth policy ----
+
+fn policy_command(in_effect: Option<&std::path::Path>, cmd: PolicySub) -> ExitCode {
+    let policy = |file: Option<&std::path::Path>| berth::api::load_policy(file.or(in_effect));
+    match cmd {
+        PolicySub::Check { file } => match policy(file.as_deref()) {
+            Ok(p) => {
+                let n = p.rule_count();
+                println!(
+                    "{}: {n} rule{}, valid",
+                    p.origin(),
+                    if n == 1 { "" } else { "s" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        PolicySub::Explain { command } => {
+            let p = match policy(None) {
+                Ok(p) => p,
+                Err(e) => return fail(e),
+            };
+            let cmds = match Cli::try_parse_from(std::iter::once("berth".to_owned()).chain(command))
+            {
+                Ok(Cli {
+                    command: Some(sub), ..
+                }) => commands_of(sub),
+                Ok(_) => Err(ApiError::InvalidArgument("no command to explain".into())),
+                Err(e) => Err(ApiError::InvalidArgument(e.to_string())),
+            };
+            let cmds = match cmds {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let subject = berth::security::Subject::current();
+            println!("policy {}", p.origin());
+            for (note, cmd) in cmds {
+                let e = p.explain(&subject, &berth::api::request_of(&cmd));
+                if let Some(note) = note {
+                    println!("{note}:");
+                }
+                println!("{e}");
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `run`/`create`: the create (which pulls a missing image) and that pull.
+fn create_commands(args: RunArgs) -> Result<Vec<(Option<&'static str>, Command)>, ApiError> {
+    let config = args.config()?;
+    let pull = Command::ImagePull {
+        reference: config.image.clone(),
+        platform: config.platform.clone(),
+    };
+    Ok(vec![
+        (
+            None,
+            Command::ContainerCreate {
+                config: Box::new(config),
+                pull: true,
+            },
+        ),
+        (Some("if the image is not present, the implicit pull"), pull),
+    ])
+}
+
+/// The commands a command line submits, in order, as the CLI would build them (for `policy
+/// explain`), each with a note when it only happens in some cases.
+fn commands_of(sub: Sub) -> Result<Vec<(Option<&'static str>, Command)>, ApiError> {
+    let each = |names: Vec<String>, f: &dyn Fn(String) -> Command| {
+        names.into_iter().map(|n| (None, f(n))).collect::<Vec<_>>()
+    };
+    let id = ContainerId;
+    Ok(match sub {
+        Sub::Run(args) => {
+            let mut v = create_commands(args)?;
+            v.push((
+                Some("then run starts it"),
+                Command::ContainerStart {
+                    id: id("(the new container)".into()),
+                },
+            ));
+            v
+        }
+        Sub::Create(args) => create_commands(args)?,
+        Sub::Pull { image, platform } => vec![(
+            None,
+            Command::ImagePull {
+                reference: ImageRef(image),
+                platform,
+            },
+        )],
+        Sub::Push { image } => vec![(
+            None,
+            Command::ImagePush {
+                reference: ImageRef(image),
+            },
+        )],
+        Sub::Tag { source, target } => vec![(
+            None,
+            Command::ImageTag {
+                source: ImageRef(source),
+                target: ImageRef(target),
+            },
+        )],
+        Sub::Rmi { force, images } => each(images, &|i| Command::ImageRemove {
+            reference: ImageRef(i),
+            force,
+        }),
+        Sub::Rm { force, containers } => each(containers, &|c| Command::ContainerRemove {
+            id: id(c),
+            force,
+        }),
+        Sub::Start { containers, .. } => {
+            each(containers, &|c| Command::ContainerStart { id: id(c) })
+        }
+        Sub::Stop { time, containers } => each(containers, &|c| Command::ContainerStop {
+            id: id(c),
+            timeout: time,
+        }),
+        Sub::Restart { time, containers } => each(containers, &|c| Command::ContainerRestart {
+            id: id(c),
+            timeout: time,
+        }),
+        Sub::Kill { signal, containers } => each(containers, &|c| Command::ContainerKill {
+            id: id(c),
+            signal: signal.clone(),
+        }),
+        Sub::Pause { containers } => each(containers, &|c| Command::ContainerPause { id: id(c) }),
+        Sub::Unpause { containers } => {
+            each(containers, &|c| Command::ContainerUnpause { id: id(c) })
+        }
+        Sub::Rename { container, name } => vec![(
+            None,
+            Command::ContainerRename {
+                id: id(container),
+                name,
+            },
+        )],
+        Sub::Exec {
+            interactive,
+            tty,
+            user,
+            env,
+            workdir,
+            container,
+            command,
+            ..
+        } => vec![(
+            None,
+            Command::ExecCreate {
+                config: Box::new(berth::api::ExecConfig {
+                    container: id(container),
+                    cmd: command,
+                    env,
+                    user,
+                    workdir,
+                    tty,
+                    stdin: interactive,
+                    privileged: false,
+                }),
+            },
+        )],
+        Sub::Import { file, reference } => vec![(
+            None,
+            Command::ImageImport {
+                path: file,
+                reference: reference.map(ImageRef),
+            },
+        )],
+        Sub::Load { input } => vec![(
+            None,
+            Command::ImageLoad {
+                path: input.unwrap_or_else(|| "-".into()),
+            },
+        )],
+        Sub::Save { output, images } => vec![(
+            None,
+            Command::ImageSave {
+                references: images.into_iter().map(ImageRef).collect(),
+                path: output.unwrap_or_else(|| "-".into()),
+            },
+        )],
+        Sub::Login {
+            username, registry, ..
+        } => vec![(
+            None,
+            Command::RegistryLogin {
+                registry,
+                username,
+                password: String::new(),
+            },
+        )],
+        Sub::Ps { all, .. } | Sub::Container(ContainerSub::Ls { all, .. }) => {
+            vec![(None, Command::ContainerList { all })]
+        }
+        Sub::Images { .. } | Sub::Image(ImageSub::Ls) => vec![(None, Command::ImageList)],
+        Sub::Image(ImageSub::Prune { all, .. }) => vec![(None, Command::ImagePrune { all })],
+        Sub::Container(ContainerSub::Prune { .. }) => vec![(None, Command::ContainerPrune)],
+        Sub::Version => vec![(None, Command::SystemVersion)],
+        Sub::Info => vec![(None, Command::SystemInfo)],
+        other => {
+            return Err(ApiError::InvalidArgument(format!(
+                "`policy explain` covers the commands that change or list containers and images; not {}",
+                format!("{other:?}")
+                    .split([' ', '(', '{'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_lowercase()
+            )));
+        }
+    })
 }
