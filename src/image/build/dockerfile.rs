@@ -298,11 +298,11 @@ fn flag(flags: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
+/// `--name=value` flags, in order.
+type Flags = Vec<(String, String)>;
+
 /// Splits leading `--name=value` flags off `rest`, allowing only `allowed` names.
-fn split_flags<'a>(
-    mut rest: &'a str,
-    allowed: &[&str],
-) -> Result<(Vec<(String, String)>, &'a str), String> {
+fn split_flags<'a>(mut rest: &'a str, allowed: &[&str]) -> Result<(Flags, &'a str), String> {
     let mut flags = Vec::new();
     while let Some(f) = rest.strip_prefix("--") {
         let end = f.find(char::is_whitespace).unwrap_or(f.len());

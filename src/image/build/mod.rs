@@ -684,13 +684,15 @@ impl Builder {
                     None => CopyFrom::Context,
                     Some(f) => {
                         match self.df.stage_index(f).filter(|&i| i < self.stage) {
-                            Some(i) => CopyFrom::Image(self.done[i].clone().expect("built")),
+                            Some(i) => {
+                                CopyFrom::Image(Box::new(self.done[i].clone().expect("built")))
+                            }
                             None => {
                                 if self.df.stage_index(f).is_some() {
                                     return Err(self.err(line, kw, format!("--from={f}: a stage can only copy from an earlier stage")));
                                 }
                                 match self.image_snapshot(store, f, line, kw)? {
-                                    Ok(s) => CopyFrom::Image(s),
+                                    Ok(s) => CopyFrom::Image(Box::new(s)),
                                     Err(reference) => {
                                         self.step -= 1;
                                         return Ok(Some(Step::Pull { reference }));
@@ -1006,7 +1008,7 @@ impl Builder {
             || items.len() > 1
             || items.iter().any(|(_, p)| p.is_dir() && !p.is_symlink())
             || dest_view.lookup(&dest_clean).is_some_and(|p| p.is_dir());
-        let text = format!("{dest_clean}");
+        let text = dest_clean.clone();
         let write = move |b: &mut Builder, store: &ImageStore| -> Result<LayerBlob, String> {
             let e = |e: ImageError| e.to_string();
             let mut w = LayerWriter::new(&store.content, &text).map_err(e)?;
@@ -1211,16 +1213,15 @@ impl Drop for Builder {
     }
 }
 
-/// Deletes a directory off the hot path (deleting many files is slow).
+/// Deletes a step's snapshot dir. Synchronously: the engine may be a short-lived CLI process
+/// that would exit before a background deletion is done.
 fn remove_later(dir: PathBuf) {
-    std::thread::spawn(move || {
-        let _ = std::fs::remove_dir_all(dir);
-    });
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 enum CopyFrom {
     Context,
-    Image(Snapshot),
+    Image(Box<Snapshot>),
 }
 
 fn argv(c: &Command, shell: &[String]) -> Vec<String> {
