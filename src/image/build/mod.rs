@@ -757,6 +757,7 @@ impl Builder {
                 new_args = Some(args);
             }
             Kind::Workdir(w) => {
+                announce(self);
                 let w = x(w)?;
                 let cur = config["config"]["WorkingDir"]
                     .as_str()
@@ -775,7 +776,6 @@ impl Builder {
                 // The directory is made when missing (a layer with it and its parents).
                 let key = self.cache_key(&parent, instr, &extra);
                 if let Some(snap) = self.cache_get(store, &key) {
-                    announce(self);
                     out(" ---> Using cache".into());
                     return self.advance_to(snap, out).map(|_| None);
                 }
