@@ -405,7 +405,13 @@ fn name_values(rest: &str, escape: char, legacy: bool) -> Result<Vec<(String, St
 fn parse_instruction(keyword: &str, rest: &str, escape: char) -> Result<Kind, String> {
     Ok(match keyword {
         "RUN" => {
-            let (_flags, args) = split_flags(rest, &["network", "mount", "security"])?;
+            let (flags, args) = split_flags(rest, &["network", "mount", "security"])?;
+            for (k, v) in &flags {
+                // Build steps run without a network; nothing else is offered.
+                if !(k == "network" && (v == "none" || v == "default")) {
+                    return Err(format!("RUN --{k}={v} is not supported by berth"));
+                }
+            }
             Kind::Run(command(args))
         }
         "COPY" | "ADD" => {
@@ -662,6 +668,8 @@ mod tests {
         assert_eq!(e.line, 2);
         let e = parse_err("FROM x\nCOPY --bogus=1 a b\n");
         assert!(e.message.contains("--bogus"), "{e}");
+        let e = parse_err("FROM x\nRUN --mount=type=cache,target=/c true\n");
+        assert!(e.message.contains("--mount"), "{e}");
         let e = parse_err("FROM a AS one\nFROM b AS one\n");
         assert_eq!(e.line, 2);
         let e = parse_err("# escape=x\nFROM a\n");

@@ -266,6 +266,19 @@ impl LayerWriter {
                     self.whiteout(&name)?;
                     continue;
                 }
+                // With redirect_dir or metacopy, the upper dir is not the whole diff: refuse
+                // rather than write a wrong layer.
+                for x in ["trusted.overlay.redirect", "trusted.overlay.metacopy"] {
+                    if xattr::get(&path, x).ok().flatten().is_some() {
+                        return Err(ImageError::Unsupported {
+                            what: "overlay upper dir".into(),
+                            detail: format!(
+                                "{} has {x}: mount overlay with redirect_dir=off,metacopy=off for builds",
+                                path.display()
+                            ),
+                        });
+                    }
+                }
                 self.add(&name, &path, Owner::default())?;
                 if meta.is_dir() {
                     if xattr::get(&path, OVERLAY_OPAQUE_XATTR)
@@ -433,5 +446,87 @@ pub fn hash_file(h: &mut crate::image::digest::Hasher, path: &Path) -> io::Resul
             return Ok(());
         }
         h.update(&buf[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    fn entries(store: &ContentStore, blob: &LayerBlob) -> Vec<String> {
+        let raw = store.read_blob(&blob.digest).unwrap();
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(&raw[..]));
+        ar.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn upper_dir_diff_has_whiteouts_and_opaque_markers_and_merged_view_hides_them() {
+        if !is_root() {
+            eprintln!("skipping: needs root (mknod, trusted xattrs)");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(&d.path().join("store")).unwrap();
+        let upper = d.path().join("upper");
+        fs::create_dir_all(upper.join("etc")).unwrap();
+        fs::create_dir_all(upper.join("opaque")).unwrap();
+        fs::write(upper.join("etc/new"), "n").unwrap();
+        fs::write(upper.join("opaque/kept"), "k").unwrap();
+        mknod(
+            &upper.join("etc/gone"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o600),
+            makedev(0, 0),
+        )
+        .unwrap();
+        xattr::set(upper.join("opaque"), OVERLAY_OPAQUE_XATTR, b"y").unwrap();
+        let mut w = LayerWriter::new(&store, "test").unwrap();
+        w.add_upper_dir(&upper).unwrap();
+        let blob = w.finish().unwrap();
+        let got = entries(&store, &blob);
+        for want in [
+            "etc/",
+            "etc/new",
+            "etc/.wh.gone",
+            "opaque/",
+            "opaque/.wh..wh..opq",
+            "opaque/kept",
+        ] {
+            assert!(got.iter().any(|g| g == want), "{want} missing in {got:?}");
+        }
+        assert!(!got.iter().any(|g| g == "etc/gone"), "{got:?}");
+
+        // The same dir as the top of a merged view over a lower layer.
+        let lower = d.path().join("lower");
+        fs::create_dir_all(lower.join("etc")).unwrap();
+        fs::create_dir_all(lower.join("opaque")).unwrap();
+        fs::write(lower.join("etc/gone"), "g").unwrap();
+        fs::write(lower.join("etc/base"), "b").unwrap();
+        fs::write(lower.join("opaque/hidden"), "h").unwrap();
+        let view = MergedView {
+            layers: vec![upper.clone(), lower.clone()],
+        };
+        assert_eq!(view.lookup("etc/gone"), None);
+        assert_eq!(view.lookup("etc/base"), Some(lower.join("etc/base")));
+        assert_eq!(view.lookup("opaque/hidden"), None);
+        let names: Vec<String> = view.read_dir("etc").into_keys().collect();
+        assert_eq!(names, vec!["base", "new"]);
+        let names: Vec<String> = view.read_dir("opaque").into_keys().collect();
+        assert_eq!(names, vec!["kept"]);
+    }
+
+    #[test]
+    fn joins() {
+        assert_eq!(join("/a/", "b/"), "a/b");
+        assert_eq!(join("/", "b"), "b");
+        assert_eq!(join("a", ""), "a");
     }
 }
