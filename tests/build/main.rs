@@ -291,8 +291,8 @@ fn scratch_add_archive_shell_entrypoint_and_target() {
         return;
     }
     let image = images::busybox_image();
+    // The base is not pulled first: the build pulls it.
     let b = Berth::new();
-    b.ok(&["pull", &image]);
     // A local tar archive that ADD unpacks.
     let mut ar = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
@@ -309,6 +309,7 @@ fn scratch_add_archive_shell_entrypoint_and_target() {
         ),
     );
     let out = b.build(&["--target", "final", "-t", "scratchy:1"]);
+    assert!(out.contains("Pulling "), "{out}");
     assert!(
         !out.contains("exit 7"),
         "a stage after the target was built: {out}"
@@ -354,6 +355,10 @@ fn bad_dockerfiles_give_file_line_errors_and_leave_nothing_behind() {
             "Dockerfile:2: ENV: \"be\" is not KEY=value",
         ),
         ("RUN true\n".to_owned(), "Dockerfile:1: RUN: no FROM"),
+        (
+            format!("FROM {}/berth-test/no-such-base:1\n", registry::registry()),
+            "Dockerfile:1: FROM: pulling",
+        ),
         (
             format!("FROM {image}\nUSER nosuchuser\nRUN true\n"),
             "Dockerfile:3: RUN: unable to find user nosuchuser",

@@ -80,7 +80,7 @@ impl Dispatcher {
                 .await?;
             builder = Some(b);
             match step.map_err(build_error)? {
-                Step::Pull { reference } => {
+                Step::Pull { reference, place } => {
                     let cmd = Command::ImagePull {
                         reference: ImageRef(reference.to_string()),
                         platform: None,
@@ -90,7 +90,10 @@ impl Dispatcher {
                         line: format!("Pulling {reference}"),
                     });
                     self.image_pull(ImageRef(reference.to_string()), None)
-                        .await?;
+                        .await
+                        .map_err(|e| {
+                            ApiError::engine(format!("{place}: pulling {reference}"), e)
+                        })?;
                 }
                 Step::Run(req) => {
                     let code = match self.build_run(caller, req).await {
@@ -168,18 +171,20 @@ impl Dispatcher {
         };
         let rt = self.runtime().clone();
         let bus = self.bus().clone();
+        let place = format!("{}: RUN", req.place);
+        let ctx = move |what: &str| format!("{place}: {what}");
         bus.publish(Event::BuildOutput {
             line: format!(" ---> Running in {}", &id[..12]),
         });
         tokio::task::spawn_blocking(move || -> Result<i32, ApiError> {
             rt.create(&create)
-                .map_err(|e| runtime_error("creating the build container", e))?;
+                .map_err(|e| runtime_error(&ctx("creating the build container"), e))?;
             let _cleanup = Cleanup {
                 rt: rt.clone(),
                 id: rid.clone(),
             };
             rt.start(&rid)
-                .map_err(|e| runtime_error("starting the build container", e))?;
+                .map_err(|e| runtime_error(&ctx("starting the build container"), e))?;
             let logs = rt
                 .logs(
                     &rid,
@@ -188,16 +193,17 @@ impl Dispatcher {
                         ..Default::default()
                     },
                 )
-                .map_err(|e| runtime_error("reading the build output", e))?;
+                .map_err(|e| runtime_error(&ctx("reading the build output"), e))?;
             for entry in logs {
-                let entry = entry.map_err(|e| runtime_error("reading the build output", e))?;
+                let entry =
+                    entry.map_err(|e| runtime_error(&ctx("reading the build output"), e))?;
                 bus.publish(Event::BuildOutput {
                     line: entry.log.trim_end_matches('\n').to_owned(),
                 });
             }
             let exit = rt
                 .wait(&rid)
-                .map_err(|e| runtime_error("waiting for the build container", e))?;
+                .map_err(|e| runtime_error(&ctx("waiting for the build container"), e))?;
             Ok(exit.exit_code)
         })
         .await

@@ -82,7 +82,8 @@ impl Snapshot {
 #[derive(Debug)]
 pub enum Step {
     /// `reference` (a FROM or COPY --from image) is not in the store: pull it, then advance.
-    Pull { reference: Reference },
+    /// `place` is `file:line: INSTRUCTION`, for messages.
+    Pull { reference: Reference, place: String },
     /// Execute a RUN, then call [`Builder::finish_run`] with its exit code.
     Run(RunRequest),
     /// The image is built (and named with the tags).
@@ -317,7 +318,10 @@ impl Builder {
         } else {
             match self.image_snapshot(store, &base, stage.line, "FROM")? {
                 Ok(s) => s,
-                Err(reference) => return Ok(Some(Step::Pull { reference })),
+                Err(reference) => {
+                    let place = format!("{}:{}: FROM", self.df.file, stage.line);
+                    return Ok(Some(Step::Pull { reference, place }));
+                }
             }
         };
         self.step += 1;
@@ -695,7 +699,8 @@ impl Builder {
                                     Ok(s) => CopyFrom::Image(Box::new(s)),
                                     Err(reference) => {
                                         self.step -= 1;
-                                        return Ok(Some(Step::Pull { reference }));
+                                        let place = format!("{}:{line}: {kw}", self.df.file);
+                                        return Ok(Some(Step::Pull { reference, place }));
                                     }
                                 }
                             }
