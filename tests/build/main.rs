@@ -400,9 +400,23 @@ fn run_steps_are_asked_of_the_policy_as_container_creates() {
     )
     .unwrap();
     b.policy = Some(policy);
-    b.write("Dockerfile", &format!("FROM {image}\nCOPY Dockerfile /\n"));
+    b.write("Dockerfile", &format!("FROM {image}\nCOPY . /ctx/\n"));
+    b.write(".dockerignore", "policy.toml\nsub/*.tmp\n");
+    b.write("sub/keep.txt", "keep\n");
+    b.write("sub/drop.tmp", "drop\n");
     let ctx = b.ctx.to_str().unwrap().to_owned();
     b.ok(&["build", "-t", "norun:1", &ctx]);
+    // A build without RUN needs no container; `COPY .` honours .dockerignore.
+    let (_, layers) = b.image_files("norun:1");
+    let top = layers.last().unwrap();
+    for want in ["ctx/Dockerfile", "ctx/sub/keep.txt"] {
+        assert!(top.iter().any(|p| p == want), "{want} missing in {top:?}");
+    }
+    assert!(
+        !top.iter()
+            .any(|p| p.contains("policy.toml") || p.contains("drop.tmp")),
+        "{top:?}"
+    );
     b.write("Dockerfile", &format!("FROM {image}\nRUN touch /x\n"));
     let err = b.fails(&["build", "-t", "withrun:1", &ctx]);
     assert!(err.contains("no containers here"), "{err}");
