@@ -162,7 +162,7 @@ impl Dispatcher {
                 platform,
             } => self.image_pull(reference, platform).await,
             Command::ImagePush { reference } => self.image_push(reference).await,
-            Command::ImageBuild { .. } => Err(not_yet("building images")),
+            Command::ImageBuild { config } => self.image_build(caller, *config).await,
             Command::ImageTag { source, target } => self.image_tag(source, target).await,
             Command::ImageRemove { reference, force } => self.image_remove(reference, force).await,
             Command::ImagePrune { all } => self.image_prune(all).await,
@@ -196,7 +196,9 @@ impl Dispatcher {
         }
     }
 
-    fn authorize(&self, caller: &Caller, cmd: &Command) -> Result<(), ApiError> {
+    /// Asks the policy about `cmd` for `caller` (handlers also use it for the work a command does
+    /// on the caller's behalf, like a build's RUN containers).
+    pub(crate) fn authorize(&self, caller: &Caller, cmd: &Command) -> Result<(), ApiError> {
         self.check(caller, &request_of(cmd), is_query(cmd))?;
         // `run`/`create --pull`: an image that is missing will be pulled, and a pull is a pull
         // whoever asks for it, so `image.pull` rules apply to it too.
@@ -287,10 +289,6 @@ impl Dispatcher {
             policy: self.policy.origin().to_owned(),
         }))
     }
-}
-
-fn not_yet(what: &'static str) -> ApiError {
-    ApiError::NotYetSupported { what }
 }
 
 /// Read-only commands.

@@ -17,6 +17,7 @@
 //! - [`archive`]: `docker save`-compatible and OCI archives (save/load), rootfs import.
 
 pub mod archive;
+pub mod build;
 pub mod check;
 pub mod config;
 pub mod digest;

@@ -922,7 +922,6 @@ fn docker_tag_push_rmi() {
 }
 
 #[test]
-#[ignore = "needs the runtime and image manager, and the builder (lead wires them)"]
 fn docker_build_with_the_classic_builder() {
     if !support::require_root() {
         return;

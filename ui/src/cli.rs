@@ -55,6 +55,28 @@ enum Sub {
     },
     /// Push an image to a registry
     Push { image: String },
+    /// Build an image from a Dockerfile
+    Build {
+        /// Name (and optionally tag) the image, name:tag (repeatable)
+        #[arg(short = 't', long = "tag")]
+        tags: Vec<String>,
+        /// The Dockerfile (default: CONTEXT/Dockerfile)
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// A build-time variable, KEY=VALUE (repeatable)
+        #[arg(long = "build-arg")]
+        build_args: Vec<String>,
+        /// Do not use the layer cache
+        #[arg(long)]
+        no_cache: bool,
+        /// The stage to build
+        #[arg(long)]
+        target: Option<String>,
+        /// Only print the image ID
+        #[arg(short, long)]
+        quiet: bool,
+        context: PathBuf,
+    },
     /// Create a tag TARGET that refers to SOURCE
     Tag { source: String, target: String },
     /// Show the history of an image
@@ -604,6 +626,60 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             printer.abort();
             if let Reply::ImageId(id) = reply? {
                 println!("Image ID: {id}\nStatus: pulled {image}");
+            }
+        }
+        Sub::Build {
+            tags,
+            file,
+            build_args,
+            no_cache,
+            target,
+            quiet,
+            context,
+        } => {
+            drop(out);
+            let build_args = build_args
+                .iter()
+                .map(|a| match a.split_once('=') {
+                    Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
+                    // `--build-arg KEY` takes the value from the environment, as docker does.
+                    None => std::env::var(a).map(|v| (a.clone(), v)).map_err(|_| {
+                        ApiError::InvalidArgument(format!(
+                            "--build-arg {a}: not KEY=VALUE and not set in the environment"
+                        ))
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let context = std::path::absolute(&context).map_err(|e| {
+                ApiError::InvalidArgument(format!("context {}: {e}", context.display()))
+            })?;
+            let dockerfile = file.map(|f| std::path::absolute(&f).unwrap_or(f));
+            let (stop, printer) = build_printer(engine, quiet);
+            let reply = submit(
+                engine,
+                Command::ImageBuild {
+                    config: Box::new(berth::api::BuildConfig {
+                        context,
+                        dockerfile,
+                        tags: tags.clone(),
+                        build_args,
+                        no_cache,
+                        target,
+                    }),
+                },
+            )
+            .await;
+            let _ = stop.send(());
+            let _ = printer.await;
+            if let Reply::ImageId(id) = reply? {
+                if quiet {
+                    println!("{id}");
+                } else {
+                    println!("Successfully built {}", id.short());
+                    for t in &tags {
+                        println!("Successfully tagged {t}");
+                    }
+                }
             }
         }
         Sub::Push { image } => {
@@ -1400,6 +1476,42 @@ fn transfer_printer(engine: &Engine, reference: &str) -> tokio::task::JoinHandle
             }
         }
     })
+}
+
+/// Print build output lines as they come; after `stop`, print what is queued and end.
+fn build_printer(
+    engine: &Engine,
+    quiet: bool,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let rx = engine.subscribe();
+    let (tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let Ok(mut rx) = rx else { return };
+        let show = |e: Event| {
+            if let Event::BuildOutput { line } = e
+                && !quiet
+            {
+                println!("{line}");
+            }
+        };
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(rec) => show(rec.event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = &mut stop => break,
+            }
+        }
+        while let Ok(rec) = rx.try_recv() {
+            show(rec.event);
+        }
+    });
+    (tx, task)
 }
 
 /// A fresh path in the state root for an archive on its way in or out.

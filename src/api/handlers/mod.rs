@@ -1,4 +1,5 @@
 //! The dispatcher's handlers, one file per part of the engine.
 
+mod build;
 pub(crate) mod container;
 pub(crate) mod image;
