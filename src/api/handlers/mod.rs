@@ -2,3 +2,5 @@
 
 pub(crate) mod container;
 pub(crate) mod image;
+pub(crate) mod network;
+pub(crate) mod volume;
