@@ -577,10 +577,27 @@ fn nothing_is_left_on_the_host_after_a_killed_engine_once_containers_are_removed
         &image,
         "true",
     ]);
+    // Its monitor tears its network down with it (no engine command runs meanwhile).
+    let attached = || -> Vec<String> {
+        std::fs::read_dir(b.root.path().join("net/containers"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while attached() != [id.clone()] && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        attached(),
+        [id.clone()],
+        "the --rm container's network outlived it"
+    );
     let bridges = b.bridges();
     assert!(!bridges.is_empty());
 
-    // A new engine removes the rest, and the sweep what `--rm` left.
+    // A new engine removes the rest.
     b.ok(&["rm", "-f", "fg"]);
     let net: serde_json::Value =
         serde_json::from_str(&b.ok(&["network", "inspect", "killnet"])).unwrap();

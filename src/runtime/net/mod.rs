@@ -810,6 +810,16 @@ impl Net {
     }
 }
 
+/// Tear down a removed container's network if it has one (the monitor of an auto-removed
+/// container calls this; no engine may be running). Errors are left for the next sweep.
+pub fn detach_if_attached(root: &Path, container: &str) {
+    if root.join("net/containers").join(container).exists()
+        && let Ok(n) = Net::open(root)
+    {
+        let _ = n.detach(container);
+    }
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
