@@ -586,12 +586,12 @@ fn nothing_is_left_on_the_host_after_a_killed_engine_once_containers_are_removed
             .collect()
     };
     let end = Instant::now() + Duration::from_secs(10);
-    while attached() != [&id] && Instant::now() < end {
+    while attached() != [id.as_str()] && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(
         attached(),
-        [&id],
+        [id.as_str()],
         "the --rm container's network outlived it"
     );
     let bridges = b.bridges();
