@@ -678,11 +678,16 @@ impl Net {
         if cmd::link_exists(&net.bridge) {
             let _ = cmd::ip_batch(&format!("link del {}\n", net.bridge));
         }
-        let any_active = self
-            .all_networks()
-            .map(|all| all.iter().any(|n| !n.endpoints.is_empty()))
-            .unwrap_or(true);
-        if !any_active {
+        self.remove_chains_if_unused();
+    }
+
+    /// The chains go when they hold no rule: the kernel's word, not the records' (which a
+    /// deleted root, or a crash between the two, could make wrong). Every active network has
+    /// its masquerade rules there, every published port its DNAT rule.
+    fn remove_chains_if_unused(&self) {
+        if self.chains.rules(&self.chains.post).is_empty()
+            && self.chains.rules(&self.chains.dnat).is_empty()
+        {
             let _ = self.chains.remove();
         }
     }
@@ -801,9 +806,7 @@ impl Net {
                 self.chains.delete(&self.chains.dnat, &r);
             }
         }
-        if self.all_networks()?.iter().all(|n| n.endpoints.is_empty()) {
-            let _ = self.chains.remove();
-        }
+        self.remove_chains_if_unused();
         gone.sort();
         gone.dedup();
         Ok(gone)
