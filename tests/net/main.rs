@@ -617,3 +617,36 @@ fn nothing_is_left_on_the_host_after_a_killed_engine_once_containers_are_removed
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn what_a_deleted_state_root_left_in_the_kernel_goes_at_any_engines_next_sweep() {
+    if !support::require_root() {
+        return;
+    }
+    let b = Berth::new();
+    let image = b.image();
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let id = b
+        .ok(&["run", "-d", "-p", &publish, &image, "sleep", "600"])
+        .trim()
+        .to_owned();
+    let chain = chain_of(&id);
+    let bridges = b.bridges();
+    b.ok(&["stop", "-t", "0", &id]);
+    // The root vanishes under its stopped container (as a temp root deleted too early does):
+    // its records are gone, the kernel state is not.
+    for d in ["containers", "net/networks"] {
+        std::fs::remove_dir_all(b.root.path().join(d)).unwrap();
+    }
+    assert!(!b.mounts().is_empty());
+    // Any engine, on any root, cleans it up at its next sweep.
+    let other = Berth::new();
+    other.ok(&["network", "ls"]);
+    let l = links();
+    for br in &bridges {
+        assert!(!l.contains(br.as_str()), "bridge {br} left: {l}");
+    }
+    assert!(!nat_rules().contains(&chain), "{}", nat_rules());
+    assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+}

@@ -377,6 +377,8 @@ impl Net {
             subnet,
             root: self.root.clone(),
             network: name.to_owned(),
+            bridge: net.bridge.clone(),
+            tag: self.chains.tag().to_owned(),
         });
         registry.save(&entries)?;
         Ok(net)
@@ -778,6 +780,7 @@ impl Net {
     /// containers cleaned up. Call it under the state root's change lock, so no container is
     /// between its attachment and its creation.
     pub fn sweep(&self, live: &HashSet<String>) -> Result<Vec<String>> {
+        sweep_dead_roots();
         let _l = self.lock()?;
         let mut gone: Vec<String> = Vec::new();
         let d = self.dir.join("containers");
@@ -877,6 +880,61 @@ struct RegistryEntry {
     subnet: Subnet,
     root: PathBuf,
     network: String,
+    #[serde(default)]
+    bridge: String,
+    #[serde(default)]
+    tag: String,
+}
+
+impl RegistryEntry {
+    fn alive(&self) -> bool {
+        let f = self
+            .root
+            .join("net/networks")
+            .join(format!("{}.json", self.network));
+        std::fs::read(f)
+            .ok()
+            .and_then(|d| serde_json::from_slice::<Network>(&d).ok())
+            .is_some_and(|n| n.subnet == self.subnet)
+    }
+}
+
+/// Tear down what networks of deleted state roots left in the kernel (a root removed while
+/// its containers' monitors were still tearing down): their bridges, their roots' NAT chains
+/// once no network of the root is left, and namespace mounts under such roots.
+fn sweep_dead_roots() {
+    let Ok(registry) = Registry::lock() else {
+        return;
+    };
+    let all = registry.entries();
+    let (alive, dead): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.alive());
+    if dead.is_empty() {
+        return;
+    }
+    for e in &dead {
+        if !e.bridge.is_empty() && cmd::link_exists(&e.bridge) {
+            let _ = cmd::ip_batch(&format!("link del {}\n", e.bridge));
+        }
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for e in &dead {
+        if alive.iter().any(|a| a.root == e.root) {
+            continue;
+        }
+        if !e.tag.is_empty() {
+            let _ = nat::Chains::new(&e.tag).flush_and_remove();
+        }
+        let prefix = e.root.join("net/containers");
+        for m in mountinfo
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+        {
+            if Path::new(m).starts_with(&prefix) {
+                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+    let _ = registry.save(&alive);
 }
 
 /// The host-wide subnet registry, locked.
@@ -902,25 +960,17 @@ impl Registry {
             })
     }
 
-    /// Entries whose network still exists with that subnet.
-    fn live_entries(&self) -> Vec<RegistryEntry> {
+    fn entries(&self) -> Vec<RegistryEntry> {
         let p = Path::new(REGISTRY_DIR).join("subnets.json");
-        let all: Vec<RegistryEntry> = std::fs::read(&p)
+        std::fs::read(&p)
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
-            .unwrap_or_default();
-        all.into_iter()
-            .filter(|e| {
-                let f = e
-                    .root
-                    .join("net/networks")
-                    .join(format!("{}.json", e.network));
-                std::fs::read(f)
-                    .ok()
-                    .and_then(|d| serde_json::from_slice::<Network>(&d).ok())
-                    .is_some_and(|n| n.subnet == e.subnet)
-            })
-            .collect()
+            .unwrap_or_default()
+    }
+
+    /// Entries whose network still exists with that subnet.
+    fn live_entries(&self) -> Vec<RegistryEntry> {
+        self.entries().into_iter().filter(|e| e.alive()).collect()
     }
 
     fn save(&self, entries: &[RegistryEntry]) -> Result<()> {

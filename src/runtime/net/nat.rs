@@ -67,6 +67,20 @@ impl Chains {
         ]
     }
 
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// Remove the chains whatever they hold (their root is gone).
+    pub fn flush_and_remove(&self) -> Result<(), NetError> {
+        for chain in [&self.dnat, &self.post] {
+            if iptables("nat", &["-S", chain]).is_ok() {
+                iptables("nat", &["-F", chain])?;
+            }
+        }
+        self.remove()
+    }
+
     /// Create the chains and the jumps into them (idempotent).
     pub fn ensure(&self) -> Result<(), NetError> {
         for chain in [&self.dnat, &self.post] {
