@@ -650,3 +650,85 @@ fn what_a_deleted_state_root_left_in_the_kernel_goes_at_any_engines_next_sweep()
     assert!(!nat_rules().contains(&chain), "{}", nat_rules());
     assert!(b.mounts().is_empty(), "{:?}", b.mounts());
 }
+
+#[test]
+fn an_images_volume_seeds_a_fresh_volume_and_unmounted_ones_get_anonymous_volumes() {
+    if !support::require_root() {
+        return;
+    }
+    use registry::{Comp, Entry, build_image, layer, name_in_layout, skopeo_push, tar_of};
+    let bb = registry::busybox();
+    let entries = [
+        Entry::Dir("bin/"),
+        Entry::HostFile("bin/busybox", &bb, 0o755),
+        Entry::Symlink("bin/sh", "busybox"),
+        Entry::Symlink("bin/cat", "busybox"),
+        Entry::Dir("seed/"),
+        Entry::File("seed/file", b"from the image\n", 0o644),
+        Entry::Dir("tmp/"),
+    ];
+    let dir = registry::tempdir();
+    let layout = dir.path().join("layout");
+    let run = serde_json::json!({"Cmd": ["sh"], "Volumes": {"/seed": {}}});
+    let built = build_image(
+        &layout,
+        &[layer(tar_of(&entries), Comp::Gzip)],
+        "amd64",
+        run,
+    );
+    name_in_layout(
+        &layout,
+        "latest",
+        "application/vnd.oci.image.manifest.v1+json",
+        &built.manifest_digest,
+        built.manifest.len(),
+    );
+    let image = format!(
+        "{}/berth-test/net-volume:latest",
+        registry::require_registry()
+    );
+    skopeo_push(&layout, "latest", &image, &[]);
+    let b = Berth::new();
+    b.ok(&["pull", &image]);
+    // a named volume at the image's VOLUME path starts with its content, and keeps changes
+    let got = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "seeded:/seed",
+        &image,
+        "sh",
+        "-c",
+        "cat /seed/file; echo mine > /seed/file",
+    ]);
+    assert_eq!(got, "from the image\n");
+    let got = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "seeded:/seed",
+        &image,
+        "cat",
+        "/seed/file",
+    ]);
+    assert_eq!(got, "mine\n", "a used volume is not seeded again");
+    // without -v, /seed is an anonymous volume seeded the same way
+    b.ok(&[
+        "run",
+        "--name",
+        "anon",
+        "--network",
+        "none",
+        &image,
+        "cat",
+        "/seed/file",
+    ]);
+    assert_eq!(b.ok(&["logs", "anon"]), "from the image\n");
+    let vols = b.ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.lines().count(), 2, "{vols}");
+    assert!(vols.lines().any(|v| v.len() == 64), "{vols}");
+}

@@ -287,6 +287,8 @@ fn binds_of(cfg: &ContainerConfig) -> Result<Vec<runtime::BindMount>, ApiError> 
     for v in &cfg.volumes {
         let parts: Vec<&str> = v.split(':').collect();
         let (src, dst, opts) = match parts.as_slice() {
+            // An anonymous volume: named when the container is created.
+            [d] if d.starts_with('/') => continue,
             [s, d] => (*s, *d, ""),
             [s, d, o] => (*s, *d, *o),
             _ => {
@@ -545,6 +547,12 @@ impl Dispatcher {
         snapshot_dir: &std::path::Path,
     ) -> Result<Reply, ApiError> {
         let img = &prepared.config.config;
+        // The image's VOLUMEs the user did not mount get anonymous volumes, seeded from the
+        // image (as in Docker); they are named in the config, so they count as in use.
+        let config = crate::api::handlers::volume::with_anonymous_volumes(
+            config,
+            img.volumes.as_deref().unwrap_or_default(),
+        );
         let args = process_args(&config, img);
         if args.is_empty() {
             return Err(ApiError::InvalidArgument(

@@ -44,6 +44,38 @@ pub(crate) fn volume_name_of(spec: &str) -> Option<&str> {
     (!src.starts_with('/') && !src.is_empty()).then_some(src)
 }
 
+/// Add an anonymous volume (a random 64-hex name) for each of the image's `VOLUME` paths
+/// that no `-v`, `--mount` or `--tmpfs` of the config covers.
+pub(crate) fn with_anonymous_volumes(
+    mut cfg: ContainerConfig,
+    image_volumes: &[String],
+) -> ContainerConfig {
+    let anonymous = || {
+        let a: u128 = rand::random();
+        let b: u128 = rand::random();
+        format!("{a:032x}{b:032x}")
+    };
+    // `-v /path` (no source) is an anonymous volume too.
+    for v in cfg.volumes.iter_mut() {
+        if !v.contains(':') && v.starts_with('/') {
+            *v = format!("{}:{v}", anonymous());
+        }
+    }
+    for path in image_volumes {
+        let p = Path::new(path);
+        let covered = cfg
+            .volumes
+            .iter()
+            .filter_map(|v| v.split(':').nth(1))
+            .chain(cfg.tmpfs.iter().map(|t| t.split(':').next().unwrap_or(t)))
+            .any(|d| Path::new(d) == p);
+        if !covered && p.is_absolute() {
+            cfg.volumes.push(format!("{}:{path}", anonymous()));
+        }
+    }
+    cfg
+}
+
 impl Dispatcher {
     fn volumes_dir(&self) -> PathBuf {
         self.root().path().join("volumes")
@@ -380,6 +412,22 @@ fn remove_any(p: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_volumes_not_mounted_get_anonymous_ones() {
+        let cfg = ContainerConfig {
+            volumes: vec!["/host:/data".into(), "/anon".into()],
+            tmpfs: vec!["/scratch:size=1m".into()],
+            ..Default::default()
+        };
+        let image = ["/data".to_owned(), "/scratch".into(), "/var/lib/db".into()];
+        let cfg = with_anonymous_volumes(cfg, &image);
+        assert_eq!(cfg.volumes.len(), 3, "{:?}", cfg.volumes);
+        assert!(cfg.volumes[1].ends_with(":/anon"));
+        let (name, dst) = cfg.volumes[2].split_once(':').unwrap();
+        assert_eq!((name.len(), dst), (64, "/var/lib/db"));
+        assert!(valid_volume_name(name));
+    }
 
     #[test]
     fn volume_names_and_specs() {
