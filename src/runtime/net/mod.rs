@@ -758,12 +758,13 @@ impl Net {
                 }
             }
         }
-        // Addresses are released whether or not the attachment record made it to disk.
-        for n in self.all_networks()? {
-            if n.endpoints.contains_key(container) {
-                self.release(&n.name, container)?;
-            }
-        }
+        // Addresses are released whether or not the attachment record made it to disk; the
+        // namespace goes even when the records cannot be read.
+        let released = self.all_networks().and_then(|all| {
+            all.iter()
+                .filter(|n| n.endpoints.contains_key(container))
+                .try_for_each(|n| self.release(&n.name, container))
+        });
         let ns = dir.join("ns");
         if ns.exists() {
             // Not mounted (a crash before `unshare`) is fine.
@@ -771,7 +772,7 @@ impl Net {
         }
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &dir)(e)),
-            _ => Ok(()),
+            _ => released,
         }
     }
 
