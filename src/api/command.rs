@@ -122,6 +122,44 @@ pub enum Command {
         password: String,
     },
 
+    /// List networks (the default `bridge` one included).
+    NetworkList,
+    /// Create a bridge network; `subnet` (`10.90.0.0/16`) is picked from a private pool when
+    /// not given.
+    NetworkCreate {
+        name: String,
+        subnet: Option<String>,
+        labels: Vec<(String, String)>,
+    },
+    /// One network by name or id.
+    NetworkInspect { name: String },
+    /// Remove a network no container is connected to.
+    NetworkRemove { name: String },
+    /// Connect a created or running container (on a bridge network) to one more network.
+    NetworkConnect {
+        network: String,
+        container: ContainerId,
+    },
+    /// Disconnect a container from a network.
+    NetworkDisconnect {
+        network: String,
+        container: ContainerId,
+    },
+    /// List named volumes.
+    VolumeList,
+    /// Create a named volume (a generated name when `None`); creating an existing one is a
+    /// no-op, as in Docker.
+    VolumeCreate {
+        name: Option<String>,
+        labels: Vec<(String, String)>,
+    },
+    /// One volume by name.
+    VolumeInspect { name: String },
+    /// Remove a volume no container uses.
+    VolumeRemove { name: String },
+    /// Remove every volume no container uses.
+    VolumePrune,
+
     /// The most recent policy decisions from the audit log, oldest first.
     AuditLog { limit: usize },
     /// Check the store for corruption and crash debris; remove what is bad with `repair`.
@@ -172,6 +210,17 @@ impl Command {
             Self::ImageLoad { .. } => "image.load",
             Self::ImageImport { .. } => "image.import",
             Self::RegistryLogin { .. } => "registry.login",
+            Self::NetworkList => "network.list",
+            Self::NetworkCreate { .. } => "network.create",
+            Self::NetworkInspect { .. } => "network.inspect",
+            Self::NetworkRemove { .. } => "network.remove",
+            Self::NetworkConnect { .. } => "network.connect",
+            Self::NetworkDisconnect { .. } => "network.disconnect",
+            Self::VolumeList => "volume.list",
+            Self::VolumeCreate { .. } => "volume.create",
+            Self::VolumeInspect { .. } => "volume.inspect",
+            Self::VolumeRemove { .. } => "volume.remove",
+            Self::VolumePrune => "volume.prune",
             Self::AuditLog { .. } => "system.audit",
             Self::SystemCheck { .. } => "system.check",
             Self::SystemVersion => "system.version",
@@ -213,6 +262,17 @@ impl Command {
         "image.load",
         "image.import",
         "registry.login",
+        "network.list",
+        "network.create",
+        "network.inspect",
+        "network.remove",
+        "network.connect",
+        "network.disconnect",
+        "volume.list",
+        "volume.create",
+        "volume.inspect",
+        "volume.remove",
+        "volume.prune",
         "system.audit",
         "system.check",
         "system.version",
@@ -264,6 +324,17 @@ impl Command {
             Self::RegistryLogin {
                 registry, username, ..
             } => Some(format!("{username}@{registry}")),
+            Self::NetworkCreate { name, .. }
+            | Self::NetworkInspect { name }
+            | Self::NetworkRemove { name }
+            | Self::VolumeInspect { name }
+            | Self::VolumeRemove { name } => Some(name.clone()),
+            Self::NetworkConnect { network, container }
+            | Self::NetworkDisconnect { network, container } => {
+                Some(format!("{container} on {network}"))
+            }
+            Self::VolumeCreate { name, .. } => name.clone(),
+            Self::NetworkList | Self::VolumeList | Self::VolumePrune => None,
             Self::ContainerList { .. }
             | Self::ContainerPrune
             | Self::ImageList

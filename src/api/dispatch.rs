@@ -176,6 +176,25 @@ impl Dispatcher {
                 username,
                 password,
             } => self.registry_login(registry, username, password).await,
+            Command::NetworkList => self.network_list().await,
+            Command::NetworkCreate {
+                name,
+                subnet,
+                labels,
+            } => self.network_create(name, subnet, labels).await,
+            Command::NetworkInspect { name } => self.network_inspect(name).await,
+            Command::NetworkRemove { name } => self.network_remove(name).await,
+            Command::NetworkConnect { network, container } => {
+                self.network_connect(network, container, true).await
+            }
+            Command::NetworkDisconnect { network, container } => {
+                self.network_connect(network, container, false).await
+            }
+            Command::VolumeList => self.volume_list().await,
+            Command::VolumeCreate { name, labels } => self.volume_create(name, labels).await,
+            Command::VolumeInspect { name } => self.volume_inspect(name).await,
+            Command::VolumeRemove { name } => self.volume_remove(name).await,
+            Command::VolumePrune => self.volume_prune().await,
             Command::AuditLog { limit } => self
                 .audit
                 .tail(limit)
@@ -306,6 +325,10 @@ fn is_query(cmd: &Command) -> bool {
             | Command::ImageInspect { .. }
             | Command::ImageHistory { .. }
             | Command::AuditLog { .. }
+            | Command::NetworkList
+            | Command::NetworkInspect { .. }
+            | Command::VolumeList
+            | Command::VolumeInspect { .. }
             | Command::SystemVersion
             | Command::SystemInfo
     )

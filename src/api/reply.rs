@@ -77,6 +77,10 @@ pub enum Reply {
     ImagesDeleted(Vec<ImageDeleted>),
     /// Policy decisions, oldest first.
     Audit(Vec<crate::security::AuditRecord>),
+    Networks(Vec<NetworkInfo>),
+    Network(NetworkInfo),
+    Volumes(Vec<VolumeInfo>),
+    Volume(VolumeInfo),
     /// What a prune removed (ids) and the bytes it freed.
     Pruned {
         removed: Vec<String>,

@@ -249,6 +249,10 @@ pub struct ContainerConfig {
     pub network: NetworkMode,
     /// `-p` specs as written: `[ip:]host:container[/proto]`.
     pub publish: Vec<String>,
+    /// `-P`: publish every port the image exposes on a free host port.
+    pub publish_all: bool,
+    /// `--network-alias`: more names on user-defined networks.
+    pub network_aliases: Vec<String>,
     /// `-v` specs as written: `src:dst[:opts]`.
     pub volumes: Vec<String>,
     pub tmpfs: Vec<String>,
@@ -384,4 +388,44 @@ pub struct ExecInfo {
 pub enum ImageDeleted {
     Untagged(String),
     Deleted(Digest),
+}
+
+/// A network as `network ls` / `network inspect` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub id: String,
+    pub name: String,
+    /// Always `bridge` (berth's only driver); `host` and `none` are modes, not networks.
+    pub driver: String,
+    pub subnet: String,
+    pub gateway: String,
+    /// The host's bridge device (present while the network has containers).
+    pub bridge: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub containers: Vec<NetworkEndpoint>,
+}
+
+/// A container on a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkEndpoint {
+    pub id: String,
+    pub name: String,
+    pub ip: String,
+}
+
+/// A named volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    pub name: String,
+    /// Always `local`.
+    pub driver: String,
+    /// Where the data lives on the host.
+    pub mountpoint: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Containers that mount it (names).
+    pub used_by: Vec<String>,
 }

@@ -43,6 +43,10 @@ pub enum WireReply {
     ImagesDeleted(Vec<ImageDeleted>),
     Pruned { removed: Vec<String>, freed: u64 },
     Audit(Vec<crate::security::AuditRecord>),
+    Networks(Vec<NetworkInfo>),
+    Network(NetworkInfo),
+    Volumes(Vec<VolumeInfo>),
+    Volume(VolumeInfo),
 }
 
 impl WireReply {
@@ -64,6 +68,10 @@ impl WireReply {
             Reply::ImagesDeleted(v) => Self::ImagesDeleted(v),
             Reply::Pruned { removed, freed } => Self::Pruned { removed, freed },
             Reply::Audit(v) => Self::Audit(v),
+            Reply::Networks(v) => Self::Networks(v),
+            Reply::Network(n) => Self::Network(n),
+            Reply::Volumes(v) => Self::Volumes(v),
+            Reply::Volume(v) => Self::Volume(v),
             other @ (Reply::Logs(_) | Reply::Stats(_) | Reply::Io(_)) => {
                 return Err(Box::new(other));
             }
@@ -87,6 +95,10 @@ impl WireReply {
             Self::ImagesDeleted(v) => Reply::ImagesDeleted(v),
             Self::Pruned { removed, freed } => Reply::Pruned { removed, freed },
             Self::Audit(v) => Reply::Audit(v),
+            Self::Networks(v) => Reply::Networks(v),
+            Self::Network(n) => Reply::Network(n),
+            Self::Volumes(v) => Reply::Volumes(v),
+            Self::Volume(v) => Reply::Volume(v),
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod launch;
 pub mod logs;
 pub mod manager;
 pub mod monitor;
+pub mod net;
 pub mod paths;
 pub mod request;
 pub mod rootfs;

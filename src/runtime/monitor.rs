@@ -776,6 +776,11 @@ impl Monitor {
             }
             let _g = self.dir.lock();
             let _ = std::fs::remove_dir_all(&self.dir.dir);
+            // Its network too (namespace, veth, address, published ports), when the API layer
+            // prepared one: no engine may be running to do it.
+            if let Some(root) = self.dir.dir.parent().and_then(|d| d.parent()) {
+                super::net::detach_if_attached(root, self.dir.id.as_str());
+            }
         }
     }
 

@@ -107,7 +107,8 @@ fn invalid_policy_refuses_to_start_with_file_and_line() {
 }
 
 #[test]
-fn unbuilt_subcommands_say_not_yet_supported() {
+fn a_bad_request_is_refused_before_anything_is_pulled() {
+    // (busybox is not in the store: a pull would be attempted, and fail, after the checks)
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(support::berth_bin())
         .args([
@@ -115,12 +116,15 @@ fn unbuilt_subcommands_say_not_yet_supported() {
             dir.path().to_str().unwrap(),
             "run",
             "-p",
-            "8080:80",
+            "70000:80/sctp",
             "busybox",
         ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not yet supported"), "{err}");
+    assert!(
+        err.contains("invalid argument") && err.contains("port spec"),
+        "{err}"
+    );
 }

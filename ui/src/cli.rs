@@ -243,6 +243,12 @@ enum Sub {
     /// Check the policy, or explain how it decides a command
     #[command(subcommand)]
     Policy(PolicySub),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkSub),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeSub),
     /// Serve the Docker Engine API on a unix socket, for the docker CLI and SDKs
     Serve {
         /// The socket to listen on (mode 0660, group `berth` when that group exists)
@@ -313,6 +319,127 @@ enum ImageSub {
     Ls,
 }
 
+#[derive(Subcommand, Debug)]
+enum NetworkSub {
+    /// Create a bridge network
+    Create {
+        /// Subnet in CIDR format (a private range); picked from 10.88.0.0/16… when not given
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Driver (only bridge)
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        /// Set metadata on a network (key=value)
+        #[arg(long)]
+        label: Vec<String>,
+        name: String,
+    },
+    /// List networks
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Display detailed information on one or more networks
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Connect a container to a network
+    Connect { network: String, container: String },
+    /// Disconnect a container from a network
+    Disconnect {
+        network: String,
+        container: String,
+        /// Accepted for Docker compatibility
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VolumeSub {
+    /// Create a volume
+    Create {
+        /// Set metadata for a volume (key=value)
+        #[arg(long)]
+        label: Vec<String>,
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Display detailed information on one or more volumes
+    Inspect {
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove one or more volumes
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove all volumes no container uses
+    Prune {
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+fn labels_of(l: &[String]) -> Vec<(String, String)> {
+    l.iter()
+        .map(|l| {
+            l.split_once('=')
+                .map_or((l.clone(), String::new()), |(k, v)| (k.into(), v.into()))
+        })
+        .collect()
+}
+
+/// `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…]
+/// [,tmpfs-size=…][,tmpfs-mode=…]` as a `-v` spec (`false`) or a `--tmpfs` spec (`true`).
+fn mount_spec(m: &str) -> Result<(bool, String), ApiError> {
+    let bad = |why: &str| ApiError::InvalidArgument(format!("invalid --mount {m:?}: {why}"));
+    let (mut kind, mut src, mut dst) = ("volume", None, None);
+    let (mut ro, mut prop, mut tmpfs_opts) = (false, None, Vec::new());
+    for kv in m.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => kind = v,
+            "source" | "src" => src = Some(v),
+            "target" | "destination" | "dst" => dst = Some(v),
+            "readonly" | "ro" => ro = !matches!(v, "false" | "0"),
+            "bind-propagation" => prop = Some(v),
+            "tmpfs-size" => tmpfs_opts.push(format!("size={v}")),
+            "tmpfs-mode" => tmpfs_opts.push(format!("mode={v}")),
+            _ => return Err(bad(&format!("unknown option {k}"))),
+        }
+    }
+    let dst = dst.ok_or_else(|| bad("a target is required"))?;
+    match kind {
+        "tmpfs" => Ok((true, format!("{dst}:{}", tmpfs_opts.join(",")))),
+        "bind" | "volume" => {
+            let src = src.ok_or_else(|| bad("a source is required"))?;
+            if kind == "bind" && !std::path::Path::new(src).exists() {
+                return Err(bad(&format!("bind source path does not exist: {src}")));
+            }
+            let mut opts = vec![if ro { "ro" } else { "rw" }.to_owned()];
+            opts.extend(prop.map(str::to_owned));
+            Ok((false, format!("{src}:{dst}:{}", opts.join(","))))
+        }
+        _ => Err(bad("type must be bind, volume or tmpfs")),
+    }
+}
+
 #[derive(Args, Debug)]
 struct RunArgs {
     /// Run in the background and print the container ID
@@ -378,9 +505,12 @@ struct RunArgs {
     /// Restart policy (no, always, unless-stopped, on-failure[:N])
     #[arg(long, default_value = "no")]
     restart: String,
-    /// Connect a container to a network (none, host)
-    #[arg(long, default_value = "bridge")]
+    /// Connect a container to a network (bridge, none, host, container:NAME, or a network's name)
+    #[arg(long, alias = "net", default_value = "bridge")]
     network: String,
+    /// Add a network-scoped alias for the container
+    #[arg(long)]
+    network_alias: Vec<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
     entrypoint: Option<String>,
@@ -390,15 +520,21 @@ struct RunArgs {
     /// Signal to stop the container
     #[arg(long)]
     stop_signal: Option<String>,
-    /// Bind mount a volume (/host:/container[:ro])
+    /// Bind mount a host path or a named volume (/host:/container[:ro], name:/container[:ro])
     #[arg(short, long = "volume")]
     volume: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=…,target=…[,readonly])
+    #[arg(long)]
+    mount: Vec<String>,
     /// Mount a tmpfs directory (/path[:options])
     #[arg(long)]
     tmpfs: Vec<String>,
-    /// Publish a container's port(s) to the host
+    /// Publish a container's port(s) to the host ([IP:][HOST:]CONTAINER[/tcp|udp])
     #[arg(short, long)]
     publish: Vec<String>,
+    /// Publish all exposed ports to free host ports
+    #[arg(short = 'P', long)]
+    publish_all: bool,
     /// Set metadata on a container (key=value)
     #[arg(short, long)]
     label: Vec<String>,
@@ -422,6 +558,13 @@ impl RunArgs {
             .as_deref()
             .map(|m| size("--memory", m))
             .transpose()?;
+        let (mut volume, mut tmpfs) = (self.volume, self.tmpfs);
+        for m in &self.mount {
+            match mount_spec(m)? {
+                (true, t) => tmpfs.push(t),
+                (false, v) => volume.push(v),
+            }
+        }
         let memory_swap = match self.memory_swap.as_deref() {
             None => None,
             Some("-1") => Some(-1),
@@ -454,8 +597,10 @@ impl RunArgs {
             restart: self.restart.parse().map_err(ApiError::InvalidArgument)?,
             network: self.network.parse().map_err(ApiError::InvalidArgument)?,
             publish: self.publish,
-            volumes: self.volume,
-            tmpfs: self.tmpfs,
+            publish_all: self.publish_all,
+            network_aliases: self.network_alias,
+            volumes: volume,
+            tmpfs,
             labels: self
                 .label
                 .iter()
@@ -1146,6 +1291,8 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 }
             }
         }
+        Sub::Network(n) => return network_cmd(engine, n).await,
+        Sub::Volume(v) => return volume_cmd(engine, v).await,
         Sub::Container(ContainerSub::Ls { all, quiet }) => {
             return Box::pin(one_shot(engine, Sub::Ps { all, quiet })).await;
         }
@@ -1869,4 +2016,153 @@ fn commands_of(sub: Sub) -> Result<Vec<(Option<&'static str>, Command)>, ApiErro
             )));
         }
     })
+}
+
+async fn network_cmd(engine: &Engine, cmd: NetworkSub) -> Result<ExitCode, ApiError> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        NetworkSub::Create {
+            subnet,
+            driver,
+            label,
+            name,
+        } => {
+            if driver != "bridge" {
+                return Err(ApiError::InvalidArgument(format!(
+                    "network driver {driver:?} is not supported (only bridge)"
+                )));
+            }
+            let cmd = Command::NetworkCreate {
+                name,
+                subnet,
+                labels: labels_of(&label),
+            };
+            if let Reply::Network(n) = submit(engine, cmd).await? {
+                let _ = writeln!(out, "{}", n.id);
+            }
+        }
+        NetworkSub::Ls { quiet } => {
+            let Reply::Networks(list) = submit(engine, Command::NetworkList).await? else {
+                return Err(unexpected());
+            };
+            if !quiet {
+                let _ = writeln!(
+                    out,
+                    "{:<12}   {:<20} {:<8} {:<18} CONTAINERS",
+                    "NETWORK ID", "NAME", "DRIVER", "SUBNET"
+                );
+            }
+            for n in list {
+                if quiet {
+                    let _ = writeln!(out, "{}", &n.id[..12]);
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "{:<12}   {:<20} {:<8} {:<18} {}",
+                        &n.id[..12],
+                        truncate(&n.name, 20),
+                        n.driver,
+                        n.subnet,
+                        n.containers.len()
+                    );
+                }
+            }
+        }
+        NetworkSub::Inspect { networks } => {
+            let mut all = Vec::new();
+            for name in networks {
+                if let Reply::Network(n) = submit(engine, Command::NetworkInspect { name }).await? {
+                    all.push(n);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&all).unwrap_or_default()
+            );
+        }
+        NetworkSub::Rm { networks } => {
+            for name in networks {
+                submit(engine, Command::NetworkRemove { name: name.clone() }).await?;
+                let _ = writeln!(out, "{name}");
+            }
+        }
+        NetworkSub::Connect { network, container } => {
+            let container = ContainerId(container);
+            submit(engine, Command::NetworkConnect { network, container }).await?;
+        }
+        NetworkSub::Disconnect {
+            network, container, ..
+        } => {
+            let container = ContainerId(container);
+            submit(engine, Command::NetworkDisconnect { network, container }).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn volume_cmd(engine: &Engine, cmd: VolumeSub) -> Result<ExitCode, ApiError> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        VolumeSub::Create { label, name } => {
+            let cmd = Command::VolumeCreate {
+                name,
+                labels: labels_of(&label),
+            };
+            if let Reply::Volume(v) = submit(engine, cmd).await? {
+                let _ = writeln!(out, "{}", v.name);
+            }
+        }
+        VolumeSub::Ls { quiet } => {
+            let Reply::Volumes(list) = submit(engine, Command::VolumeList).await? else {
+                return Err(unexpected());
+            };
+            if !quiet {
+                let _ = writeln!(out, "{:<8} VOLUME NAME", "DRIVER");
+            }
+            for v in list {
+                if quiet {
+                    let _ = writeln!(out, "{}", v.name);
+                } else {
+                    let _ = writeln!(out, "{:<8} {}", v.driver, v.name);
+                }
+            }
+        }
+        VolumeSub::Inspect { volumes } => {
+            let mut all = Vec::new();
+            for name in volumes {
+                if let Reply::Volume(v) = submit(engine, Command::VolumeInspect { name }).await? {
+                    all.push(v);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&all).unwrap_or_default()
+            );
+        }
+        VolumeSub::Rm { volumes } => {
+            for name in volumes {
+                submit(engine, Command::VolumeRemove { name: name.clone() }).await?;
+                let _ = writeln!(out, "{name}");
+            }
+        }
+        VolumeSub::Prune { force } => {
+            if !force && !confirm("This removes all volumes not used by any container.") {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Reply::Pruned { removed, freed } = submit(engine, Command::VolumePrune).await? {
+                let _ = writeln!(out, "Deleted Volumes:");
+                for r in removed {
+                    let _ = writeln!(out, "{r}");
+                }
+                let _ = writeln!(
+                    out,
+                    "Total reclaimed space: {}",
+                    crate::console::view::human_size(freed)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

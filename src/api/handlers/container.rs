@@ -287,6 +287,8 @@ fn binds_of(cfg: &ContainerConfig) -> Result<Vec<runtime::BindMount>, ApiError> 
     for v in &cfg.volumes {
         let parts: Vec<&str> = v.split(':').collect();
         let (src, dst, opts) = match parts.as_slice() {
+            // An anonymous volume: named when the container is created.
+            [d] if d.starts_with('/') => continue,
             [s, d] => (*s, *d, ""),
             [s, d, o] => (*s, *d, *o),
             _ => {
@@ -295,10 +297,12 @@ fn binds_of(cfg: &ContainerConfig) -> Result<Vec<runtime::BindMount>, ApiError> 
                 )));
             }
         };
-        if !src.starts_with('/') {
-            return Err(ApiError::NotYetSupported {
-                what: "named volumes",
-            });
+        // A bare name is a named volume: its relative source is resolved to the volume's
+        // directory when the container is created (resolve_volume_binds).
+        if !src.starts_with('/') && !crate::api::handlers::volume::valid_volume_name(src) {
+            return Err(ApiError::InvalidArgument(format!(
+                "invalid volume spec {v:?}: {src:?} is neither an absolute path nor a volume name"
+            )));
         }
         if !dst.starts_with('/') {
             return Err(ApiError::InvalidArgument(format!(
@@ -446,7 +450,20 @@ impl Dispatcher {
             },
             oom_killed: st.oom_killed,
             pid: (st.pid > 0 && state.is_alive()).then_some(st.pid as u32),
-            ports: Vec::new(),
+            ports: self
+                .network_of(st.id.as_str())
+                .map(|a| {
+                    a.ports
+                        .iter()
+                        .map(|p| PortMapping {
+                            host_ip: p.host_ip.map(|i| i.to_string()),
+                            host_port: p.host_port,
+                            container_port: p.container_port,
+                            protocol: p.proto.as_str().to_owned(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -490,19 +507,7 @@ impl Dispatcher {
             )));
         }
         // Cheap checks first: nothing is pulled for a request that cannot be carried out.
-        if !config.publish.is_empty() {
-            return Err(ApiError::NotYetSupported {
-                what: "published ports",
-            });
-        }
-        if matches!(
-            config.network,
-            NetworkMode::Named(_) | NetworkMode::Container(_)
-        ) {
-            return Err(ApiError::NotYetSupported {
-                what: "user-defined and container networks",
-            });
-        }
+        self.check_network(&config)?;
         binds_of(&config)?;
         // The image, pulled first when missing and allowed.
         let image = config.image.clone();
@@ -542,6 +547,12 @@ impl Dispatcher {
         snapshot_dir: &std::path::Path,
     ) -> Result<Reply, ApiError> {
         let img = &prepared.config.config;
+        // The image's VOLUMEs the user did not mount get anonymous volumes, seeded from the
+        // image (as in Docker); they are named in the config, so they count as in use.
+        let config = crate::api::handlers::volume::with_anonymous_volumes(
+            config,
+            img.volumes.as_deref().unwrap_or_default(),
+        );
         let args = process_args(&config, img);
         if args.is_empty() {
             return Err(ApiError::InvalidArgument(
@@ -581,22 +592,8 @@ impl Dispatcher {
             }),
             crate::image::Rootfs::Copy { dir } => runtime::Rootfs::Dir(dir.clone()),
         };
-        let network = match &config.network {
-            NetworkMode::Host => runtime::NetworkMode::Host,
-            // Bridge networking arrives with the networking issue: until then a container gets
-            // its own network namespace with loopback only.
-            NetworkMode::None | NetworkMode::Bridge => runtime::NetworkMode::None,
-            NetworkMode::Named(_) | NetworkMode::Container(_) => {
-                return Err(ApiError::NotYetSupported {
-                    what: "user-defined and container networks",
-                });
-            }
-        };
-        if !config.publish.is_empty() {
-            return Err(ApiError::NotYetSupported {
-                what: "published ports",
-            });
-        }
+        // The namespace and files come from network_attach, under the lock below.
+        let network = runtime::NetworkMode::None;
         let restart = match config.restart {
             RestartPolicy::No => runtime::RestartPolicy::No,
             RestartPolicy::Always => runtime::RestartPolicy::Always,
@@ -622,7 +619,7 @@ impl Dispatcher {
             config: config.clone(),
             args: args.clone(),
         };
-        let req = runtime::CreateRequest {
+        let mut req = runtime::CreateRequest {
             id: Some(
                 runtime::ContainerId::new(id).map_err(|e| runtime_error("new container id", e))?,
             ),
@@ -683,12 +680,33 @@ impl Dispatcher {
                 "the container name {name:?} is already in use"
             )));
         }
-        let st = self
+        // Named volumes and the network, prepared under the lock (a sweep never sees a
+        // network attachment whose container is not created yet).
+        req.binds = self.resolve_volume_binds(std::mem::take(&mut req.binds), &prepared.rootfs)?;
+        self.sweep_networks(&lock)?;
+        let exposed = img.exposed_ports.clone().unwrap_or_default();
+        let hostname = req.hostname.clone().unwrap_or_default();
+        let (mode, files) = self.network_attach(id, &name, &hostname, &config, &exposed)?;
+        req.network = mode;
+        // The user's own binds of these files win.
+        let own: Vec<PathBuf> = req.binds.iter().map(|b| b.destination.clone()).collect();
+        req.binds
+            .extend(files.into_iter().filter(|f| !own.contains(&f.destination)));
+        let created = self
             .blocking(move |rt| {
                 rt.create(&req)
                     .map_err(|e| runtime_error("creating the container", e))
             })
-            .await?;
+            .await;
+        let st = match created {
+            Ok(st) => st,
+            Err(e) => {
+                if let Ok(rid) = runtime::ContainerId::new(id) {
+                    let _ = self.network_detach(&rid);
+                }
+                return Err(e);
+            }
+        };
         drop(lock);
         Ok(Reply::ContainerId(ContainerId(st.id.as_str().to_owned())))
     }
@@ -811,11 +829,13 @@ impl Dispatcher {
     ) -> Result<Reply, ApiError> {
         let rid = self.resolve_container(&id)?;
         let snapshot = self.record_of(&rid).and_then(|r| r.snapshot);
+        let removed = rid.clone();
         self.blocking(move |rt| {
             rt.remove(&rid, force)
                 .map_err(|e| runtime_error("removing the container", e))
         })
         .await?;
+        self.network_detach(&removed)?;
         // Deleting an upper dir full of files is slow on some disks: not on the caller's time.
         if let Some(s) = snapshot {
             std::thread::spawn(move || {
@@ -1106,6 +1126,7 @@ impl Dispatcher {
             },
             "LogPath": runtime::state::ContainerDir::new(self.runtime().root(), &rid).log(),
             "Mounts": [],
+            "NetworkSettings": self.network_settings(st.id.as_str()),
         })))
     }
 
@@ -1562,11 +1583,16 @@ mod tests {
         };
         let b = binds_of(&c).unwrap();
         assert!(b[0].readonly && !b[1].readonly);
-        c.volumes = vec!["data:/data".into()];
-        assert!(matches!(
-            binds_of(&c),
-            Err(ApiError::NotYetSupported { .. })
-        ));
+        c.volumes = vec!["data:/data:ro".into()];
+        let b = binds_of(&c).unwrap();
+        assert_eq!(
+            b[0].source,
+            PathBuf::from("data"),
+            "a volume name, resolved at create"
+        );
+        assert!(b[0].readonly);
+        c.volumes = vec!["../x:/data".into()];
+        assert!(matches!(binds_of(&c), Err(ApiError::InvalidArgument(_))));
         c.volumes = vec!["/a:rel".into()];
         assert!(matches!(binds_of(&c), Err(ApiError::InvalidArgument(_))));
         assert!(valid_name("web-1.a_b") && !valid_name("-x") && !valid_name("a/b"));

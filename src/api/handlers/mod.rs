@@ -3,3 +3,5 @@
 mod build;
 pub(crate) mod container;
 pub(crate) mod image;
+pub(crate) mod network;
+pub(crate) mod volume;

@@ -252,6 +252,7 @@ pub(crate) fn config_from_create(
         pid_host: hc.pid_mode == "host",
         ipc_host: hc.ipc_mode == "host",
         platform: platform.filter(|p| !p.is_empty()),
+        ..Default::default()
     };
     Ok((config, warnings))
 }

@@ -1,0 +1,1048 @@
+//! Container networking: bridge networks with IPAM, a network namespace and veth per container,
+//! published ports, and the container's /etc/hosts, /etc/hostname and /etc/resolv.conf.
+//!
+//! The API layer prepares a container's network here before the runtime creates it, and passes
+//! the namespace ([`Attachment::netns`], joined with `NetworkMode::Join`) and the files (as
+//! binds); it tears it down after the container is removed, and [`Net::sweep`] removes what a
+//! killed engine left behind. Kernel state exists only while a network has endpoints: a bridge
+//! is created with its first container and deleted with its last, so a root with no containers
+//! leaves no devices, rules or mounts on the host.
+//!
+//! On disk (`<root>/net/`): `networks/NAME.json` (the network and its address allocations, so
+//! addresses survive restarts), `containers/ID/` (`ns`, the namespace bind mount; `hosts`,
+//! `hostname`, `resolv.conf`; `attachment.json`), `lock`. Subnets are handed out under a
+//! host-wide lock from a registry in `/run/berth/`, so engines on different roots never pick
+//! overlapping networks.
+//!
+//! - [`addr`]: subnets and `-p` specs; [`nat`]: published ports as kernel NAT rules (and why);
+//!   [`cmd`]: the `ip`/`iptables` tools (and why).
+
+pub mod addr;
+pub mod cmd;
+pub mod nat;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+pub use addr::{PortSpec, Proto, Subnet};
+
+/// The name of the default network.
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// Set to a subnet (`10.88.0.0/16`) to fix the default network's addresses.
+pub const SUBNET_ENV: &str = "BERTH_BRIDGE_SUBNET";
+/// Where subnets are registered host-wide (a tmpfs: it starts empty at boot, as do bridges).
+const REGISTRY_DIR: &str = "/run/berth";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("{cmd}: {stderr}")]
+    Command { cmd: String, stderr: String },
+    #[error("{context} {path}: {source}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no such network: {0}")]
+    NoSuchNetwork(String),
+    #[error("network {0} already exists")]
+    Exists(String),
+    #[error("network {name} has active endpoints ({containers})")]
+    InUse { name: String, containers: String },
+    #[error("invalid {what} {value:?}: {why}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("no free private subnet for network {0} (give one with --subnet)")]
+    NoSubnet(String),
+    #[error("subnet {subnet} overlaps {other}")]
+    Overlap { subnet: Subnet, other: String },
+    #[error("no free address left in network {0}")]
+    Exhausted(String),
+    #[error("bind for {0} failed: port is already allocated")]
+    PortInUse(String),
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected { container: String, network: String },
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected { container: String, network: String },
+}
+
+type Result<T> = std::result::Result<T, NetError>;
+
+fn io(context: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> NetError {
+    let path = path.to_owned();
+    move |source| NetError::Io {
+        context,
+        path,
+        source,
+    }
+}
+
+/// One container's place in a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub ip: Ipv4Addr,
+    /// Names it answers to on this network: the container's name, its hostname, aliases.
+    pub names: Vec<String>,
+}
+
+/// A bridge network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    /// The bridge device (`br-<id12>`), present while the network has endpoints.
+    pub bridge: String,
+    /// Unix seconds.
+    pub created: i64,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Containers by id.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+impl Network {
+    /// Containers on user-defined networks find each other by name (not on the default one,
+    /// as in Docker).
+    pub fn resolves_names(&self) -> bool {
+        self.name != DEFAULT_NETWORK
+    }
+}
+
+/// What a container needs networked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AttachRequest {
+    pub container: String,
+    pub name: String,
+    pub hostname: String,
+    /// Network names; the first holds the default route. Empty: the default network.
+    pub networks: Vec<String>,
+    pub aliases: Vec<String>,
+    pub ports: Vec<PortSpec>,
+}
+
+/// One interface of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    pub network: String,
+    pub network_id: String,
+    /// Inside the container: eth0, eth1…
+    pub ifname: String,
+    /// The host end, enslaved to the network's bridge.
+    pub veth: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
+/// A container's prepared network: everything to tear down again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub container: String,
+    pub name: String,
+    pub hostname: String,
+    pub aliases: Vec<String>,
+    /// The network namespace (an nsfs bind mount) to join.
+    pub netns: PathBuf,
+    pub hosts: PathBuf,
+    pub hostname_file: PathBuf,
+    pub resolv: PathBuf,
+    pub interfaces: Vec<Interface>,
+    /// Published ports, host ports resolved.
+    pub ports: Vec<PortSpec>,
+    /// The DNAT rules installed for them.
+    pub rules: Vec<Vec<String>>,
+}
+
+/// The networking state of one state root.
+#[derive(Debug, Clone)]
+pub struct Net {
+    dir: PathBuf,
+    root: PathBuf,
+    chains: nat::Chains,
+}
+
+impl Net {
+    pub fn open(root: &Path) -> Result<Self> {
+        let dir = root.join("net");
+        for d in [dir.join("networks"), dir.join("containers")] {
+            std::fs::create_dir_all(&d).map_err(io("creating", &d))?;
+        }
+        let abs = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let tag = hex::encode(&sha2::Sha256::digest(abs.as_os_str().as_encoded_bytes())[..4]);
+        Ok(Self {
+            dir,
+            root: abs,
+            chains: nat::Chains::new(&tag),
+        })
+    }
+
+    /// The NAT chains of this root (their names are stable per root path).
+    pub fn chains(&self) -> &nat::Chains {
+        &self.chains
+    }
+
+    fn lock(&self) -> Result<Flock<File>> {
+        let p = self.dir.join("lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(io("opening", &p))?;
+        Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| NetError::Io {
+            context: "locking",
+            path: p,
+            source: e.into(),
+        })
+    }
+
+    fn network_path(&self, name: &str) -> PathBuf {
+        self.dir.join("networks").join(format!("{name}.json"))
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.dir.join("containers").join(id)
+    }
+
+    fn save_network(&self, n: &Network) -> Result<()> {
+        let p = self.network_path(&n.name);
+        let data = serde_json::to_vec_pretty(n).expect("a network serialises");
+        crate::runtime::state::write_atomic(&p, &data).map_err(|e| NetError::Io {
+            context: "writing",
+            path: p,
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
+    fn load_network(&self, name: &str) -> Result<Network> {
+        let p = self.network_path(name);
+        let data = std::fs::read(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => NetError::NoSuchNetwork(name.to_owned()),
+            _ => NetError::Io {
+                context: "reading",
+                path: p.clone(),
+                source: e,
+            },
+        })?;
+        serde_json::from_slice(&data).map_err(|e| NetError::Io {
+            context: "parsing",
+            path: p,
+            source: std::io::Error::other(e),
+        })
+    }
+
+    fn all_networks(&self) -> Result<Vec<Network>> {
+        let d = self.dir.join("networks");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&d).map_err(io("listing", &d))? {
+            let e = e.map_err(io("listing", &d))?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            if let Some(name) = n.strip_suffix(".json")
+                && !n.starts_with('.')
+            {
+                out.push(self.load_network(name)?);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Every network, the default one included (created on first use).
+    pub fn list(&self) -> Result<Vec<Network>> {
+        let _l = self.lock()?;
+        self.ensure_default()?;
+        self.all_networks()
+    }
+
+    /// A network by name, full id or unique id prefix.
+    pub fn get(&self, what: &str) -> Result<Network> {
+        let _l = self.lock()?;
+        self.ensure_default()?;
+        self.find(what)
+    }
+
+    fn find(&self, what: &str) -> Result<Network> {
+        if let Ok(n) = self.load_network(what) {
+            return Ok(n);
+        }
+        let all = self.all_networks()?;
+        let m: Vec<&Network> = all
+            .iter()
+            .filter(|n| !what.is_empty() && n.id.starts_with(what))
+            .collect();
+        match m.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(NetError::NoSuchNetwork(what.to_owned())),
+        }
+    }
+
+    fn ensure_default(&self) -> Result<()> {
+        if self.network_path(DEFAULT_NETWORK).exists() {
+            return Ok(());
+        }
+        let subnet = match std::env::var(SUBNET_ENV) {
+            Ok(s) if !s.is_empty() => Some(s.parse()?),
+            _ => None,
+        };
+        self.create_locked(DEFAULT_NETWORK, subnet, BTreeMap::new())
+            .map(drop)
+    }
+
+    /// Create a user-defined network; `subnet` is picked from the private pool when `None`.
+    pub fn create(
+        &self,
+        name: &str,
+        subnet: Option<Subnet>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<Network> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !valid || matches!(name, "host" | "none") {
+            return Err(NetError::Invalid {
+                what: "network name",
+                value: name.to_owned(),
+                why: "use [a-zA-Z0-9][a-zA-Z0-9_.-]*; host and none are reserved".into(),
+            });
+        }
+        let _l = self.lock()?;
+        self.ensure_default()?;
+        self.create_locked(name, subnet, labels)
+    }
+
+    fn create_locked(
+        &self,
+        name: &str,
+        subnet: Option<Subnet>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<Network> {
+        if self.network_path(name).exists() {
+            return Err(NetError::Exists(name.to_owned()));
+        }
+        if let Some(s) = subnet
+            && !s.is_private()
+        {
+            return Err(NetError::Invalid {
+                what: "subnet",
+                value: s.to_string(),
+                why: "berth networks must be private (10/8, 172.16/12, 192.168/16)".into(),
+            });
+        }
+        let id = {
+            let a: u128 = rand::random();
+            let b: u128 = rand::random();
+            format!("{a:032x}{b:032x}")
+        };
+        let registry = Registry::lock()?;
+        let mut entries = registry.live_entries();
+        let subnet = match subnet {
+            Some(s) => {
+                if let Some(other) = conflict(&s, &entries) {
+                    return Err(NetError::Overlap { subnet: s, other });
+                }
+                s
+            }
+            None => pick_subnet(&entries).ok_or_else(|| NetError::NoSubnet(name.to_owned()))?,
+        };
+        let net = Network {
+            bridge: format!("br-{}", &id[..12]),
+            id,
+            name: name.to_owned(),
+            gateway: subnet.gateway(),
+            subnet,
+            created: now(),
+            labels,
+            endpoints: BTreeMap::new(),
+        };
+        self.save_network(&net)?;
+        entries.push(RegistryEntry {
+            subnet,
+            root: self.root.clone(),
+            network: name.to_owned(),
+            bridge: net.bridge.clone(),
+            tag: self.chains.tag().to_owned(),
+        });
+        registry.save(&entries)?;
+        Ok(net)
+    }
+
+    /// Remove a network without endpoints. The default network is always there.
+    pub fn remove(&self, what: &str) -> Result<()> {
+        let _l = self.lock()?;
+        let n = self.find(what)?;
+        if n.name == DEFAULT_NETWORK {
+            return Err(NetError::Invalid {
+                what: "network",
+                value: n.name,
+                why: "the default network cannot be removed".into(),
+            });
+        }
+        if !n.endpoints.is_empty() {
+            return Err(NetError::InUse {
+                containers: n
+                    .endpoints
+                    .values()
+                    .filter_map(|e| e.names.first().cloned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                name: n.name,
+            });
+        }
+        self.bridge_down(&n);
+        let p = self.network_path(&n.name);
+        std::fs::remove_file(&p).map_err(io("removing", &p))?;
+        // The registry entry is stale now; it is dropped the next time anyone allocates.
+        Ok(())
+    }
+
+    /// The attachment of a container, when it has one.
+    pub fn attachment(&self, container: &str) -> Option<Attachment> {
+        let p = self.container_dir(container).join("attachment.json");
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    }
+
+    fn save_attachment(&self, a: &Attachment) -> Result<()> {
+        let p = self.container_dir(&a.container).join("attachment.json");
+        let data = serde_json::to_vec_pretty(a).expect("an attachment serialises");
+        crate::runtime::state::write_atomic(&p, &data).map_err(|e| NetError::Io {
+            context: "writing",
+            path: p,
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
+    /// Create the container's network namespace, connect it to its networks, publish its ports
+    /// and write its files. On error, whatever was done is undone.
+    pub fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
+        let _l = self.lock()?;
+        self.ensure_default()?;
+        let r = self.attach_locked(req);
+        if r.is_err() {
+            let _ = self.detach_locked(&req.container);
+        }
+        r
+    }
+
+    fn attach_locked(&self, req: &AttachRequest) -> Result<Attachment> {
+        let dir = self.container_dir(&req.container);
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let netns = dir.join("ns");
+        let mut a = Attachment {
+            container: req.container.clone(),
+            name: req.name.clone(),
+            hostname: req.hostname.clone(),
+            aliases: req.aliases.clone(),
+            hosts: dir.join("hosts"),
+            hostname_file: dir.join("hostname"),
+            resolv: dir.join("resolv.conf"),
+            netns: netns.clone(),
+            interfaces: Vec::new(),
+            ports: Vec::new(),
+            rules: Vec::new(),
+        };
+        // Recorded first, so a failure part-way is torn down by detach.
+        self.save_attachment(&a)?;
+        File::create(&netns).map_err(io("creating", &netns))?;
+        let arg = format!("--net={}", netns.display());
+        cmd::run("unshare", &[&arg, "true"], None)?;
+        cmd::ip_batch_in(&netns, "link set lo up\n")?;
+        let networks = if req.networks.is_empty() {
+            vec![DEFAULT_NETWORK.to_owned()]
+        } else {
+            req.networks.clone()
+        };
+        for n in &networks {
+            self.connect_locked(&mut a, n)?;
+        }
+        self.publish(&mut a, &req.ports)?;
+        std::fs::write(&a.hostname_file, format!("{}\n", a.hostname))
+            .map_err(io("writing", &a.hostname_file))?;
+        std::fs::write(&a.resolv, resolv_conf()).map_err(io("writing", &a.resolv))?;
+        self.save_attachment(&a)?;
+        self.refresh_hosts(&a)?;
+        Ok(a)
+    }
+
+    /// Connect a prepared container to one more network (`network connect`).
+    pub fn connect(&self, container: &str, network: &str) -> Result<Attachment> {
+        let _l = self.lock()?;
+        let mut a = self
+            .attachment(container)
+            .ok_or_else(|| NetError::NotConnected {
+                container: container.to_owned(),
+                network: network.to_owned(),
+            })?;
+        self.connect_locked(&mut a, network)?;
+        self.save_attachment(&a)?;
+        self.refresh_hosts(&a)?;
+        Ok(a)
+    }
+
+    fn connect_locked(&self, a: &mut Attachment, network: &str) -> Result<()> {
+        let mut net = self.find(network)?;
+        if net.endpoints.contains_key(&a.container) {
+            return Err(NetError::AlreadyConnected {
+                container: a.name.clone(),
+                network: net.name,
+            });
+        }
+        let used: HashSet<Ipv4Addr> = net.endpoints.values().map(|e| e.ip).collect();
+        let ip = (2..)
+            .map_while(|n| net.subnet.host(n))
+            .find(|ip| !used.contains(ip))
+            .ok_or_else(|| NetError::Exhausted(net.name.clone()))?;
+        let index = (0..10)
+            .find(|i| !a.interfaces.iter().any(|f| f.ifname == format!("eth{i}")))
+            .ok_or_else(|| NetError::Exhausted(format!("{} (interfaces)", a.name)))?;
+        let ifname = format!("eth{index}");
+        let veth = format!("vb{}{index}", &a.container[..11.min(a.container.len())]);
+        let mut names = vec![a.name.clone()];
+        if a.hostname != a.name {
+            names.push(a.hostname.clone());
+        }
+        names.extend(a.aliases.iter().cloned());
+        net.endpoints.insert(
+            a.container.clone(),
+            Endpoint {
+                ip,
+                names: names.clone(),
+            },
+        );
+        // The allocation is on disk before any device exists: a crash leaves a record the
+        // sweep releases, never an address in use that IPAM does not know of.
+        self.save_network(&net)?;
+        let iface = Interface {
+            network: net.name.clone(),
+            network_id: net.id.clone(),
+            ifname: ifname.clone(),
+            veth: veth.clone(),
+            ip,
+            prefix: net.subnet.prefix,
+            gateway: net.gateway,
+        };
+        a.interfaces.push(iface);
+        self.save_attachment(a)?;
+        self.bridge_up(&net)?;
+        cmd::ip_batch(&format!(
+            "link add {veth} type veth peer name {ifname} netns {ns}\nlink set {veth} master {br} up\n",
+            ns = a.netns.display(),
+            br = net.bridge
+        ))?;
+        let mut inside = format!(
+            "addr add {ip}/{p} dev {ifname}\nlink set {ifname} up\n",
+            p = net.subnet.prefix
+        );
+        if index == 0 {
+            inside.push_str(&format!("route add default via {}\n", net.gateway));
+        }
+        cmd::ip_batch_in(&a.netns, &inside)?;
+        Ok(())
+    }
+
+    /// Disconnect a container from one network (`network disconnect`).
+    pub fn disconnect(&self, container: &str, network: &str) -> Result<()> {
+        let _l = self.lock()?;
+        let net = self.find(network)?;
+        let mut a = self
+            .attachment(container)
+            .filter(|a| a.interfaces.iter().any(|i| i.network_id == net.id))
+            .ok_or_else(|| NetError::NotConnected {
+                container: container.to_owned(),
+                network: net.name.clone(),
+            })?;
+        let i = a
+            .interfaces
+            .iter()
+            .position(|i| i.network_id == net.id)
+            .expect("checked above");
+        let iface = a.interfaces.remove(i);
+        let _ = cmd::ip_batch(&format!("link del {}\n", iface.veth));
+        self.release(&net.name, container)?;
+        self.save_attachment(&a)?;
+        self.refresh_hosts(&a)
+    }
+
+    fn release(&self, network: &str, container: &str) -> Result<()> {
+        let Ok(mut net) = self.load_network(network) else {
+            return Ok(());
+        };
+        if net.endpoints.remove(container).is_some() {
+            self.save_network(&net)?;
+        }
+        if net.endpoints.is_empty() {
+            self.bridge_down(&net);
+        }
+        // Peers on the network no longer see this container.
+        if net.resolves_names() {
+            for peer in net.endpoints.keys() {
+                if let Some(p) = self.attachment(peer) {
+                    let _ = self.write_hosts(&p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&self, a: &mut Attachment, ports: &[PortSpec]) -> Result<()> {
+        if ports.is_empty() {
+            return Ok(());
+        }
+        let ip = a
+            .interfaces
+            .first()
+            .map(|i| i.ip)
+            .ok_or_else(|| NetError::Invalid {
+                what: "port publishing",
+                value: a.name.clone(),
+                why: "the container has no network interface".into(),
+            })?;
+        let taken: Vec<PortSpec> = self.all_attachments().flat_map(|a| a.ports).collect();
+        self.chains.ensure()?;
+        for p in ports {
+            let mut p = p.clone();
+            let clash = |q: &PortSpec| {
+                q.proto == p.proto
+                    && q.host_port == p.host_port
+                    && (q.host_ip.is_none() || p.host_ip.is_none() || q.host_ip == p.host_ip)
+            };
+            if p.host_port == 0 {
+                p.host_port = free_port(&p)?;
+            } else if taken.iter().chain(a.ports.iter()).any(clash) || !port_free(&p) {
+                return Err(NetError::PortInUse(format!(
+                    "{}:{}",
+                    p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    p.host_port
+                )));
+            }
+            let rule = self.chains.port_rule(&a.container, &p, ip);
+            a.rules.push(rule.clone());
+            a.ports.push(p);
+            self.save_attachment(a)?;
+            self.chains.add(&self.chains.dnat, &rule)?;
+        }
+        Ok(())
+    }
+
+    fn all_attachments(&self) -> impl Iterator<Item = Attachment> + '_ {
+        std::fs::read_dir(self.dir.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| self.attachment(&e.file_name().to_string_lossy()))
+    }
+
+    /// Bring a network's bridge up (first endpoint): device, address, NAT rules.
+    fn bridge_up(&self, net: &Network) -> Result<()> {
+        if cmd::link_exists(&net.bridge) {
+            return Ok(());
+        }
+        cmd::ip_batch(&format!(
+            "link add {br} type bridge\naddr add {gw}/{p} dev {br}\nlink set {br} up\n",
+            br = net.bridge,
+            gw = net.gateway,
+            p = net.subnet.prefix
+        ))?;
+        let p = PathBuf::from(format!(
+            "/proc/sys/net/ipv4/conf/{}/route_localnet",
+            net.bridge
+        ));
+        std::fs::write(&p, "1").map_err(io("writing", &p))?;
+        self.chains.ensure()?;
+        for r in self.chains.network_rules(&net.subnet, &net.bridge) {
+            self.chains.add(&self.chains.post, &r)?;
+        }
+        Ok(())
+    }
+
+    /// Take a network's bridge down (last endpoint gone); the chains go with the last bridge.
+    fn bridge_down(&self, net: &Network) {
+        for r in self.chains.network_rules(&net.subnet, &net.bridge) {
+            self.chains.delete(&self.chains.post, &r);
+        }
+        if cmd::link_exists(&net.bridge) {
+            let _ = cmd::ip_batch(&format!("link del {}\n", net.bridge));
+        }
+        self.remove_chains_if_unused();
+    }
+
+    /// The chains go when they hold no rule: the kernel's word, not the records' (which a
+    /// deleted root, or a crash between the two, could make wrong). Every active network has
+    /// its masquerade rules there, every published port its DNAT rule.
+    fn remove_chains_if_unused(&self) {
+        if self.chains.rules(&self.chains.post).is_empty()
+            && self.chains.rules(&self.chains.dnat).is_empty()
+        {
+            let _ = self.chains.remove();
+        }
+    }
+
+    /// Regenerate the hosts files of a container and of its peers on name-resolving networks.
+    fn refresh_hosts(&self, a: &Attachment) -> Result<()> {
+        self.write_hosts(a)?;
+        let mut done = HashSet::from([a.container.clone()]);
+        for i in &a.interfaces {
+            let Ok(net) = self.load_network(&i.network) else {
+                continue;
+            };
+            if !net.resolves_names() {
+                continue;
+            }
+            for peer in net.endpoints.keys() {
+                if done.insert(peer.clone())
+                    && let Some(p) = self.attachment(peer)
+                {
+                    self.write_hosts(&p)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a container's /etc/hosts in place (it is bind-mounted: the inode must stay).
+    fn write_hosts(&self, a: &Attachment) -> Result<()> {
+        let mut s = String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+        );
+        if let Some(i) = a.interfaces.first() {
+            s.push_str(&format!("{}\t{}\n", i.ip, a.hostname));
+        }
+        for i in &a.interfaces {
+            let Ok(net) = self.load_network(&i.network) else {
+                continue;
+            };
+            if !net.resolves_names() {
+                continue;
+            }
+            for (id, e) in &net.endpoints {
+                if id != &a.container && !e.names.is_empty() {
+                    s.push_str(&format!("{}\t{}\n", e.ip, e.names.join(" ")));
+                }
+            }
+        }
+        std::fs::write(&a.hosts, s).map_err(io("writing", &a.hosts))
+    }
+
+    /// Undo a container's attachment: ports, interfaces, addresses, namespace, files.
+    pub fn detach(&self, container: &str) -> Result<()> {
+        let _l = self.lock()?;
+        self.detach_locked(container)
+    }
+
+    fn detach_locked(&self, container: &str) -> Result<()> {
+        let dir = self.container_dir(container);
+        if let Some(a) = self.attachment(container) {
+            for r in &a.rules {
+                self.chains.delete(&self.chains.dnat, r);
+            }
+            for i in &a.interfaces {
+                if cmd::link_exists(&i.veth) {
+                    let _ = cmd::ip_batch(&format!("link del {}\n", i.veth));
+                }
+            }
+        }
+        // Addresses are released whether or not the attachment record made it to disk; the
+        // namespace goes even when the records cannot be read.
+        let released = self.all_networks().and_then(|all| {
+            all.iter()
+                .filter(|n| n.endpoints.contains_key(container))
+                .try_for_each(|n| self.release(&n.name, container))
+        });
+        let ns = dir.join("ns");
+        if ns.exists() {
+            // Not mounted (a crash before `unshare`) is fine.
+            let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &dir)(e)),
+            _ => released,
+        }
+    }
+
+    /// Tear down everything of containers not in `live` (what a killed engine left): their
+    /// attachments, addresses and NAT rules; then bridges and chains nobody uses. Returns the
+    /// containers cleaned up. Call it under the state root's change lock, so no container is
+    /// between its attachment and its creation.
+    pub fn sweep(&self, live: &HashSet<String>) -> Result<Vec<String>> {
+        sweep_dead_roots();
+        let _l = self.lock()?;
+        let mut gone: Vec<String> = Vec::new();
+        let d = self.dir.join("containers");
+        for e in std::fs::read_dir(&d).map_err(io("listing", &d))?.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !live.contains(&id) {
+                self.detach_locked(&id)?;
+                gone.push(id);
+            }
+        }
+        for n in self.all_networks()? {
+            for id in n.endpoints.keys() {
+                if !live.contains(id) {
+                    self.release(&n.name, id)?;
+                    gone.push(id.clone());
+                }
+            }
+            if n.endpoints.is_empty() && cmd::link_exists(&n.bridge) {
+                self.bridge_down(&n);
+            }
+        }
+        for r in self.chains.rules(&self.chains.dnat) {
+            if let Some(c) = nat::container_of(&r)
+                && !live.iter().any(|l| l.starts_with(c))
+            {
+                self.chains.delete(&self.chains.dnat, &r);
+            }
+        }
+        self.remove_chains_if_unused();
+        gone.sort();
+        gone.dedup();
+        Ok(gone)
+    }
+}
+
+/// Tear down a removed container's network if it has one (the monitor of an auto-removed
+/// container calls this; no engine may be running). Errors are left for the next sweep.
+pub fn detach_if_attached(root: &Path, container: &str) {
+    if root.join("net/containers").join(container).exists()
+        && let Ok(n) = Net::open(root)
+    {
+        let _ = n.detach(container);
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The host's resolv.conf without loopback nameservers (unreachable from a container's own
+/// namespace); Docker's public fallback when nothing is left.
+fn resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    let mut servers = 0;
+    for l in host.lines() {
+        let mut w = l.split_whitespace();
+        if w.next() == Some("nameserver") {
+            match w.next().and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+                Some(ip) if !ip.is_loopback() => servers += 1,
+                _ => continue,
+            }
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+fn port_free(p: &PortSpec) -> bool {
+    let ip = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    match p.proto {
+        Proto::Tcp => std::net::TcpListener::bind((ip, p.host_port)).is_ok(),
+        Proto::Udp => std::net::UdpSocket::bind((ip, p.host_port)).is_ok(),
+    }
+}
+
+/// A port no host socket holds, from the kernel's ephemeral range.
+fn free_port(p: &PortSpec) -> Result<u16> {
+    let ip = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let port = match p.proto {
+        Proto::Tcp => std::net::TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()),
+        Proto::Udp => std::net::UdpSocket::bind((ip, 0)).and_then(|l| l.local_addr()),
+    };
+    port.map(|a| a.port())
+        .map_err(|e| NetError::PortInUse(format!("{ip}:0 ({e})")))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RegistryEntry {
+    subnet: Subnet,
+    root: PathBuf,
+    network: String,
+    #[serde(default)]
+    bridge: String,
+    #[serde(default)]
+    tag: String,
+}
+
+impl RegistryEntry {
+    fn alive(&self) -> bool {
+        let f = self
+            .root
+            .join("net/networks")
+            .join(format!("{}.json", self.network));
+        std::fs::read(f)
+            .ok()
+            .and_then(|d| serde_json::from_slice::<Network>(&d).ok())
+            .is_some_and(|n| n.subnet == self.subnet)
+    }
+}
+
+/// Tear down what networks of deleted state roots left in the kernel (a root removed while
+/// its containers' monitors were still tearing down): their bridges, their roots' NAT chains
+/// once no network of the root is left, and namespace mounts under such roots.
+fn sweep_dead_roots() {
+    let Ok(registry) = Registry::lock() else {
+        return;
+    };
+    let all = registry.entries();
+    let (alive, dead): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.alive());
+    if dead.is_empty() {
+        return;
+    }
+    for e in &dead {
+        if !e.bridge.is_empty() && cmd::link_exists(&e.bridge) {
+            let _ = cmd::ip_batch(&format!("link del {}\n", e.bridge));
+        }
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for e in &dead {
+        if alive.iter().any(|a| a.root == e.root) {
+            continue;
+        }
+        if !e.tag.is_empty() {
+            let _ = nat::Chains::new(&e.tag).flush_and_remove();
+        }
+        let prefix = e.root.join("net/containers");
+        for m in mountinfo
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+        {
+            if Path::new(m).starts_with(&prefix) {
+                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+    let _ = registry.save(&alive);
+}
+
+/// The host-wide subnet registry, locked.
+struct Registry(#[allow(dead_code)] Flock<File>);
+
+impl Registry {
+    fn lock() -> Result<Self> {
+        let d = Path::new(REGISTRY_DIR);
+        std::fs::create_dir_all(d).map_err(io("creating", d))?;
+        let p = d.join("subnets.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(io("opening", &p))?;
+        Flock::lock(f, FlockArg::LockExclusive)
+            .map(Registry)
+            .map_err(|(_, e)| NetError::Io {
+                context: "locking",
+                path: p,
+                source: e.into(),
+            })
+    }
+
+    fn entries(&self) -> Vec<RegistryEntry> {
+        let p = Path::new(REGISTRY_DIR).join("subnets.json");
+        std::fs::read(&p)
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default()
+    }
+
+    /// Entries whose network still exists with that subnet.
+    fn live_entries(&self) -> Vec<RegistryEntry> {
+        self.entries().into_iter().filter(|e| e.alive()).collect()
+    }
+
+    fn save(&self, entries: &[RegistryEntry]) -> Result<()> {
+        let p = Path::new(REGISTRY_DIR).join("subnets.json");
+        let data = serde_json::to_vec_pretty(entries).expect("entries serialise");
+        crate::runtime::state::write_atomic(&p, &data).map_err(|e| NetError::Io {
+            context: "writing",
+            path: p,
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+}
+
+/// Routes of the host (what the subnet must not overlap).
+fn host_routes() -> Vec<Subnet> {
+    let Ok(out) = cmd::run("ip", &["-4", "route", "show", "table", "all"], None) else {
+        return Vec::new();
+    };
+    out.lines()
+        .filter_map(|l| {
+            let first = l
+                .split_whitespace()
+                .find(|w| w.contains('/') || w.parse::<Ipv4Addr>().is_ok())?;
+            let s = if first.contains('/') {
+                first.to_owned()
+            } else {
+                format!("{first}/32")
+            };
+            let (a, p) = s.split_once('/')?;
+            let prefix: u8 = p.parse().ok()?;
+            let addr: Ipv4Addr = a.parse().ok()?;
+            (prefix > 0).then(|| {
+                let mask = u32::MAX << (32 - prefix.min(32) as u32).min(31);
+                Subnet {
+                    addr: Ipv4Addr::from(u32::from(addr) & mask),
+                    prefix,
+                }
+            })
+        })
+        .collect()
+}
+
+fn conflict(s: &Subnet, entries: &[RegistryEntry]) -> Option<String> {
+    if let Some(e) = entries.iter().find(|e| e.subnet.overlaps(s)) {
+        return Some(format!(
+            "network {} ({}) of {}",
+            e.network,
+            e.subnet,
+            e.root.display()
+        ));
+    }
+    host_routes()
+        .into_iter()
+        .find(|r| r.overlaps(s))
+        .map(|r| format!("the host route {r}"))
+}
+
+/// The first free /16 of 10.88.0.0 – 10.127.0.0 (private, and clear of the usual 10.0–10.87
+/// corporate and cloud ranges), then /24s of 192.168.128.0 – 192.168.255.0.
+fn pick_subnet(entries: &[RegistryEntry]) -> Option<Subnet> {
+    let routes = host_routes();
+    let candidates = (88..=127u8)
+        .map(|b| Subnet {
+            addr: Ipv4Addr::new(10, b, 0, 0),
+            prefix: 16,
+        })
+        .chain((128..=255u8).map(|c| Subnet {
+            addr: Ipv4Addr::new(192, 168, c, 0),
+            prefix: 24,
+        }));
+    candidates.into_iter().find(|s| {
+        !entries.iter().any(|e| e.subnet.overlaps(s)) && !routes.iter().any(|r| r.overlaps(s))
+    })
+}
