@@ -102,7 +102,11 @@ fn run(args: &[OsString]) -> Result<i32> {
         .as_ref()
         .map(CapSets::from_spec)
         .transpose()?;
-    let filters = seccomp::programs_for(&spec, process.capabilities.as_ref())?;
+    let filters = seccomp::programs_for(
+        &spec,
+        process.capabilities.as_ref(),
+        Some(&seccomp::cache_dir(&root)),
+    )?;
     // Namespace fds first, pinned by a pidfd + start-time check against pid reuse.
     let pidfd = sys::pidfd_open(st.pid).map_err(|e| RuntimeError::sys("pidfd_open", e))?;
     let mut ns = Vec::new();

@@ -82,7 +82,11 @@ fn run_in_dir(
     let terminal = spec.process().terminal;
     let oci_version = spec.oci_version.clone();
     let annotations = spec.annotations.clone();
-    let l = launch::launch(spec, bundle, id.as_str(), &LaunchOpts::default())?;
+    let opts = LaunchOpts {
+        seccomp_cache: super::seccomp::cache_dir_of(&dir.dir),
+        ..Default::default()
+    };
+    let l = launch::launch(spec, bundle, id.as_str(), &opts)?;
     super::trace_time("launched (exec done)");
     let pid = l.pid;
     let mut st = State {

@@ -23,6 +23,8 @@ pub struct LaunchOpts {
     pub wait_for_start: bool,
     /// fds for the container's stdio (otherwise it inherits ours), ignored with a terminal.
     pub stdio: Option<[RawFd; 3]>,
+    /// Where compiled default seccomp filters are cached ([`seccomp::cache_dir`]).
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// A container init that has been cloned (and maybe exec'd).
@@ -110,7 +112,11 @@ fn clone_init(
         Some(c) => Some(CapSets::from_spec(c)?),
         None => None,
     };
-    let seccomp = seccomp::programs_for(&spec, spec.process().capabilities.as_ref())?;
+    let seccomp = seccomp::programs_for(
+        &spec,
+        spec.process().capabilities.as_ref(),
+        opts.seccomp_cache.as_deref(),
+    )?;
     super::trace_time("seccomp compiled");
     let mut flags = 0;
     let mut join = Vec::new();

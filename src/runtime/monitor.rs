@@ -325,6 +325,7 @@ impl Monitor {
             &LaunchOpts {
                 wait_for_start: true,
                 stdio,
+                seccomp_cache: super::seccomp::cache_dir_of(&self.dir.dir),
             },
         )?;
         drop((stdin_r, out_w, err_w, null));

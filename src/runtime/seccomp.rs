@@ -17,11 +17,12 @@
 //! working in the container (Docker's default); with it, after `PR_SET_NO_NEW_PRIVS`.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::security::caps::CapSet;
 use crate::security::seccomp::{
-    Arch, CompiledFilter, KernelVersion, Profile, SeccompError, default_program,
+    Arch, CompiledFilter, KernelVersion, Profile, SeccompError, default_cache_key, default_program,
 };
 
 use super::error::{Result, RuntimeError};
@@ -82,11 +83,59 @@ pub fn default_oci_form(caps: CapSet) -> Result<serde_json::Value> {
     Ok(v)
 }
 
-/// The compiled filter for a process of `spec` holding `caps`; `None` = unconfined.
-pub fn filter_for(spec: &Spec, caps: CapSet) -> Result<Option<Arc<CompiledFilter>>> {
+/// Where compiled default filters are kept, for a state root.
+pub fn cache_dir(root: &Path) -> PathBuf {
+    root.join("seccomp")
+}
+
+/// [`cache_dir`] of the state root a container directory (`ROOT/containers/ID`) is in.
+pub fn cache_dir_of(container_dir: &Path) -> Option<PathBuf> {
+    Some(cache_dir(container_dir.parent()?.parent()?))
+}
+
+/// The default profile compiled for `caps`: from `cache` when a valid entry is there, else
+/// compiled (and written there for the next process: every container start is a new process,
+/// and reading a few kilobytes costs far less than parsing and compiling the profile). The
+/// cache is best-effort: a missing, unwritable or corrupt entry only means compiling.
+pub fn default_filter(caps: CapSet, cache: Option<&Path>) -> Result<Arc<CompiledFilter>> {
+    let Some(dir) = cache else {
+        return default_program(caps).map_err(err);
+    };
+    let file = dir.join(default_cache_key(caps).map_err(err)?);
+    if let Ok(bytes) = std::fs::read(&file)
+        && let Ok(f) = CompiledFilter::from_bytes(&bytes)
+    {
+        return Ok(Arc::new(f));
+    }
+    let compiled = default_program(caps).map_err(err)?;
+    let _ = store(dir, &file, &compiled.to_bytes());
+    Ok(compiled)
+}
+
+/// Write `bytes` to `file` in `dir` (root-only) atomically.
+fn store(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// The compiled filter for a process of `spec` holding `caps`; `None` = unconfined. The
+/// default profile's is read from (and kept in) `cache` when one is given.
+pub fn filter_for(
+    spec: &Spec,
+    caps: CapSet,
+    cache: Option<&Path>,
+) -> Result<Option<Arc<CompiledFilter>>> {
     let arch = || Arch::native().map_err(err);
     let compiled = match spec.annotations.get(PROFILE_ANNOTATION).map(String::as_str) {
-        Some(DEFAULT) => default_program(caps).map_err(err)?,
+        Some(DEFAULT) => default_filter(caps, cache)?,
         Some(json) => {
             let p = Profile::parse(json, PROFILE_ANNOTATION).map_err(err)?;
             Arc::new(
@@ -113,8 +162,9 @@ pub fn filter_for(spec: &Spec, caps: CapSet) -> Result<Option<Arc<CompiledFilter
 pub fn programs_for(
     spec: &Spec,
     caps: Option<&Capabilities>,
+    cache: Option<&Path>,
 ) -> Result<Option<Vec<Vec<libc::sock_filter>>>> {
-    Ok(filter_for(spec, cap_set(caps)?)?.map(|f| f.libc_programs()))
+    Ok(filter_for(spec, cap_set(caps)?, cache)?.map(|f| f.libc_programs()))
 }
 
 /// Install compiled programs on the calling thread, in order, with berth's own `seccomp(2)`
@@ -147,18 +197,22 @@ mod tests {
     #[test]
     fn the_annotation_names_the_default_profile() {
         let caps = CapSet::docker_default();
-        let f = filter_for(&spec_with(Some(DEFAULT), None), caps)
+        let f = filter_for(&spec_with(Some(DEFAULT), None), caps, None)
             .unwrap()
             .unwrap();
         assert!(Arc::ptr_eq(&f, &default_program(caps).unwrap()));
-        assert!(filter_for(&spec_with(None, None), caps).unwrap().is_none());
+        assert!(
+            filter_for(&spec_with(None, None), caps, None)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn an_oci_profile_without_the_annotation_is_compiled() {
         let oci = serde_json::json!({"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
             {"names":["mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]});
-        let f = filter_for(&spec_with(None, Some(oci)), CapSet::empty())
+        let f = filter_for(&spec_with(None, Some(oci)), CapSet::empty(), None)
             .unwrap()
             .unwrap();
         assert_eq!(f.programs().len(), 1);
@@ -167,9 +221,37 @@ mod tests {
     #[test]
     fn a_bad_annotation_is_a_seccomp_error() {
         assert!(matches!(
-            filter_for(&spec_with(Some("{"), None), CapSet::empty()),
+            filter_for(&spec_with(Some("{"), None), CapSet::empty(), None),
             Err(RuntimeError::Seccomp { .. })
         ));
+    }
+
+    #[test]
+    fn the_default_filter_is_cached_on_disk_and_a_bad_entry_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("seccomp");
+        let caps = CapSet::docker_default();
+        let compiled = default_filter(caps, Some(&dir)).unwrap();
+        let file = dir.join(default_cache_key(caps).unwrap());
+        assert_eq!(std::fs::read(&file).unwrap(), compiled.to_bytes());
+        // Read back from the file (a different allocation), equal to the compiled one.
+        let cached = default_filter(caps, Some(&dir)).unwrap();
+        assert!(!Arc::ptr_eq(&cached, &compiled));
+        assert_eq!(*cached, *compiled);
+        // Another capability set has its own entry.
+        let admin = CapSet::parse(&["SYS_ADMIN"]).unwrap();
+        assert_ne!(
+            default_cache_key(admin).unwrap(),
+            default_cache_key(caps).unwrap()
+        );
+        // A corrupt entry is not used, and is rewritten.
+        std::fs::write(&file, b"BERTHSC1junk").unwrap();
+        assert_eq!(*default_filter(caps, Some(&dir)).unwrap(), *compiled);
+        assert_eq!(std::fs::read(&file).unwrap(), compiled.to_bytes());
+        assert_eq!(
+            cache_dir_of(Path::new("/r/containers/abc")),
+            Some(PathBuf::from("/r/seccomp"))
+        );
     }
 
     #[test]

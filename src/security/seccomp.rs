@@ -542,6 +542,45 @@ pub fn default_program(caps: CapSet) -> Result<Arc<CompiledFilter>, SeccompError
     Ok(compiled)
 }
 
+/// FNV-1a over the default profile and the compiler's sources, computed at build time: a
+/// change to either gives [`default_cache_key`] a new value.
+const DEFAULT_BUILD_HASH: u64 = {
+    const PARTS: [&str; 4] = [
+        DEFAULT_PROFILE_JSON,
+        include_str!("seccomp.rs"),
+        include_str!("seccomp/compiled.rs"),
+        include_str!("seccomp/syscalls.rs"),
+    ];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut p = 0;
+    while p < PARTS.len() {
+        let b = PARTS[p].as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            h = (h ^ b[i] as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            i += 1;
+        }
+        p += 1;
+    }
+    h
+};
+
+/// A cache key for [`default_program`]`(caps)` on this machine that costs nothing to compute
+/// (no parsing, no hashing at run time, unlike [`cache_key`]): it changes with the default
+/// profile, the compiler's source, berth's version, the architecture, the capability set and
+/// the kernel version. Safe as a file name.
+pub fn default_cache_key(caps: CapSet) -> Result<String, SeccompError> {
+    let kernel = KernelVersion::running();
+    Ok(format!(
+        "default-{}-{DEFAULT_BUILD_HASH:016x}-{}-{:016x}-{}.{}",
+        env!("CARGO_PKG_VERSION"),
+        Arch::native()?,
+        caps.bits(),
+        kernel.0,
+        kernel.1
+    ))
+}
+
 /// Which seccomp filter a container gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SeccompConfig {

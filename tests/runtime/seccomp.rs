@@ -17,14 +17,18 @@ fn probe_binary() -> &'static Path {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();
     PROBE.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/runtime/probe.c");
-        let out = std::env::temp_dir().join(format!("berth-probe-{}", std::process::id()));
+        // Built once per test process into cargo's scratch dir (one file, replaced atomically).
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let out = dir.join("berth-seccomp-probe");
+        let tmp = dir.join(format!("berth-seccomp-probe.{}", std::process::id()));
         let st = std::process::Command::new("cc")
             .args(["-static", "-O1", "-o"])
-            .arg(&out)
+            .arg(&tmp)
             .arg(&src)
             .status()
             .expect("tests need a C compiler (cc) and static libc (libc6-dev)");
         assert!(st.success(), "building {}", src.display());
+        std::fs::rename(&tmp, &out).unwrap();
         out
     })
 }
@@ -97,6 +101,15 @@ fn default_profile_blocks_escape_syscalls_and_capabilities_reopen_them() {
             ("unix", 0),
         ],
         "default container",
+    );
+    // The compiled default filter is kept under the state root for the next container.
+    let cached: Vec<String> = std::fs::read_dir(env.tmp.path().join("root/seccomp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.iter().any(|n| n.starts_with("default-")),
+        "{cached:?}"
     );
     let got = probe(&env, "sc-admin", calls, |r| {
         r.cap_add = vec!["SYS_ADMIN".into()]
