@@ -60,7 +60,20 @@ pub(crate) fn spawn(runtime: Runtime, bus: EventBus) {
                     let id = ContainerId(key.clone());
                     match change.state {
                         None => {
-                            if last.remove(&key).is_some() {
+                            if let Some((was, _)) = last.remove(&key) {
+                                // A fast auto-removed container can be gone before its stopped
+                                // state was read: its exit comes from its monitor's record.
+                                let info = runtime.exit_record(&change.id);
+                                // (created and removed without ever running: no exit to tell)
+                                if was.is_alive()
+                                    || (was == ContainerState::Created && info.is_some())
+                                {
+                                    events.push(Event::ContainerExited {
+                                        id: id.clone(),
+                                        exit_code: info.map_or(-1, |i| i.exit_code),
+                                        oom_killed: info.is_some_and(|i| i.oom_killed),
+                                    });
+                                }
                                 events.push(Event::ContainerRemoved { id });
                             }
                         }
