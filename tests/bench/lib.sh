@@ -64,7 +64,7 @@ ms_between() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f\n", (b-a)*1000}'; }
 # index. If PREP_<NAME> is set (NAME upper-cased, non-alnum as _), it is eval'd untimed first.
 interleave() {
   local group=$1 runs=$2 warm=$3; shift 3
-  local names=() cmds=() i k n c t0 t1 id prepvar
+  local names=() cmds=() fails=() i k n c t0 t1 id prepvar
   while [ $# -gt 0 ]; do names+=("$1"); cmds+=("$2"); shift 2; done
   local kn=${#names[@]}
   summary_init
@@ -81,7 +81,13 @@ interleave() {
       fi
       c=${cmds[$j]//@ID@/$id}; c=${c//@N@/$i}
       t0=$EPOCHREALTIME
-      eval "$c" >/dev/null 2>>"$RESULTS/raw/$group.$n.err" || { log "FAILED ($group/$n): $c"; tail -3 "$RESULTS/raw/$group.$n.err" >&2; return 1; }
+      if ! eval "$c" >/dev/null 2>>"$RESULTS/raw/$group.$n.err"; then
+        # a failed run is not timed but counted, and the table says so (set FAIL_FAST=1 to stop)
+        log "FAILED ($group/$n, run $i): $(tail -1 "$RESULTS/raw/$group.$n.err")"
+        fails[$j]=$(( ${fails[$j]:-0} + 1 ))
+        [ "${FAIL_FAST:-0}" = 1 ] && return 1
+        continue
+      fi
       t1=$EPOCHREALTIME
       ((i >= warm)) && ms_between "$t0" "$t1" >> "$RESULTS/raw/$group.$n.txt"
     done
@@ -91,8 +97,10 @@ interleave() {
     local how="interleaved with ${names[*]} (order rotating), warmup $warm"
     prepvar=PREP_$(echo "$n" | tr 'a-z' 'A-Z' | tr -c 'A-Z0-9\n' '_')
     [ -n "${!prepvar:-}" ] && how+="; before each (untimed): ${!prepvar}"
+    [ "${fails[$k]:-0}" -gt 0 ] && how+="; FAILED ${fails[$k]} of $((warm + runs)) runs (not timed, see raw/$group.$n.err)"
     # shellcheck disable=SC2046
     summary_add "$group" "$n" $(stats < "$RESULTS/raw/$group.$n.txt") "$how" "${cmds[$k]}"
+    [ "${fails[$k]:-0}" -gt 0 ] && metric "$group" "$n: failed runs" "${fails[$k]}" "of $((warm + runs))" "0" "$(sort "$RESULTS/raw/$group.$n.err" | uniq -c | sort -rn | head -1 | sed 's/^ *//')"
   done
 }
 
