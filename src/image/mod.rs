@@ -86,7 +86,8 @@ impl Drop for Protect {
 
 impl ImageStore {
     /// Opens the store under `root` (`root/images`, `root/layers`) with default registry
-    /// settings, probing whether overlayfs works there.
+    /// settings, probing whether overlayfs works there (once per boot, see
+    /// [`snapshot::probe_cached`]).
     pub fn open(root: &Path) -> Result<Self> {
         Self::open_with(root, RegistryOptions::default())
     }
@@ -102,7 +103,7 @@ impl ImageStore {
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| ImageError::io("chmod", &d, e))?;
         }
-        let snapshot_mode = snapshot::probe(&root.join("layers"));
+        let snapshot_mode = snapshot::probe_cached(&root.join("layers"));
         Ok(ImageStore {
             root: root.to_path_buf(),
             content,

@@ -1,7 +1,8 @@
 //! A container's root filesystem from an image: an overlayfs stack of the image's shared layer
 //! directories plus a per-container upper dir (the runtime mounts it, inside the container's
 //! mount namespace), or, where overlayfs is unavailable, a private copy of the merged layers.
-//! Which one is chosen by a real trial mount when the store opens.
+//! Which one is chosen by a real trial mount when the store opens; its answer is remembered
+//! for the rest of the boot (the trial's unmount costs 5-50 ms, on every engine start).
 
 use std::fs;
 use std::io;
@@ -81,6 +82,48 @@ pub struct PreparedRootfs {
     /// The whole config; `config.config` holds entrypoint, cmd, env, workdir, user, exposed
     /// ports, volumes, stop signal and labels.
     pub config: ImageConfig,
+}
+
+/// Where [`probe_cached`] keeps the probe's answer: `<mode> <boot id>`.
+pub const PROBE_MARKER: &str = ".snapshot-probe";
+
+/// [`probe`]'s answer for `dir`, probing only once per boot: the answer is kept in
+/// `dir/.snapshot-probe` with the kernel's boot id, and a marker from another boot (or an
+/// unreadable one) means probing again. Without a boot id it always probes.
+pub fn probe_cached(dir: &Path) -> SnapshotMode {
+    let Some(boot) = fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty())
+    else {
+        return probe(dir);
+    };
+    let marker = dir.join(PROBE_MARKER);
+    if let Some(mode) = fs::read_to_string(&marker)
+        .ok()
+        .and_then(|m| parse_marker(&m, &boot))
+    {
+        return mode;
+    }
+    let mode = probe(dir);
+    // A cache: written atomically, no fsync (a lost or torn marker only means probing again).
+    let tmp = dir.join(format!(".tmp-probe-marker-{:016x}", rand::random::<u64>()));
+    if fs::write(&tmp, format!("{mode} {boot}\n")).is_ok() && fs::rename(&tmp, &marker).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    mode
+}
+
+fn parse_marker(text: &str, boot: &str) -> Option<SnapshotMode> {
+    let (mode, id) = text.trim().split_once(' ')?;
+    if id != boot {
+        return None;
+    }
+    match mode {
+        "overlay" => Some(SnapshotMode::Overlay),
+        "copy" => Some(SnapshotMode::Copy),
+        _ => None,
+    }
 }
 
 /// Tries a real overlay mount under `dir`; Copy if it fails for any reason.
@@ -317,4 +360,59 @@ fn copy_xattrs(s: &Path, d: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    #[test]
+    fn marker_from_this_boot_only() {
+        assert_eq!(
+            parse_marker("overlay b1\n", "b1"),
+            Some(SnapshotMode::Overlay)
+        );
+        assert_eq!(parse_marker("copy b1", "b1"), Some(SnapshotMode::Copy));
+        assert_eq!(parse_marker("overlay b0\n", "b1"), None);
+        assert_eq!(parse_marker("zfs b1", "b1"), None);
+        assert_eq!(parse_marker("", "b1"), None);
+    }
+
+    /// The real probe runs once; later opens read its answer; a marker of another boot (or a
+    /// torn one) is probed again and replaced.
+    #[test]
+    fn probe_is_remembered_for_the_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        let marker = dir.path().join(PROBE_MARKER);
+        let mode = probe_cached(dir.path());
+        assert_eq!(mode, probe(dir.path()));
+        assert_eq!(
+            fs::read_to_string(&marker).unwrap(),
+            format!("{mode} {}\n", boot.trim())
+        );
+        // the answer now comes from the marker: a forged one for this boot is believed
+        let other = match mode {
+            SnapshotMode::Overlay => SnapshotMode::Copy,
+            SnapshotMode::Copy => SnapshotMode::Overlay,
+        };
+        fs::write(&marker, format!("{other} {}", boot.trim())).unwrap();
+        assert_eq!(probe_cached(dir.path()), other);
+        // another boot's marker, or garbage: probed again, marker rewritten
+        for stale in [format!("{other} not-this-boot"), "garbage".to_owned()] {
+            fs::write(&marker, stale).unwrap();
+            assert_eq!(probe_cached(dir.path()), mode);
+            assert!(
+                fs::read_to_string(&marker)
+                    .unwrap()
+                    .starts_with(&format!("{mode} "))
+            );
+        }
+        // nothing else is left behind in the directory
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![PROBE_MARKER.to_owned()]);
+    }
 }

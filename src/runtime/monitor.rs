@@ -91,21 +91,39 @@ pub fn call_keep(sock: &Path, id: &str, req: &Request) -> Result<(Response, Unix
     let mut line = serde_json::to_vec(req).expect("serialisable");
     line.push(b'\n');
     s.write_all(&line).map_err(|e| err(format!("send: {e}")))?;
-    let mut r = BufReader::new(s.try_clone().map_err(|e| err(e.to_string()))?);
-    let mut buf = Vec::new();
-    // Byte-wise up to the newline: whatever follows (attach output) stays in the socket.
-    loop {
-        let mut b = [0u8; 1];
-        match r.get_mut().read(&mut b) {
-            Ok(0) => return Err(err("monitor closed the connection".into())),
-            Ok(_) if b[0] == b'\n' => break,
-            Ok(_) => buf.push(b[0]),
-            Err(e) => return Err(err(format!("read: {e}"))),
-        }
-    }
+    let buf = read_reply_line(&mut s).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => err("monitor closed the connection".into()),
+        _ => err(format!("read: {e}")),
+    })?;
     let resp: Response =
         serde_json::from_slice(&buf).map_err(|e| err(format!("bad reply: {e}")))?;
     Ok((resp, s))
+}
+
+/// Reads the reply line (without its newline) and nothing after it: whatever follows (attach
+/// output) stays in the socket. Peeks at what has arrived and consumes up to the newline, two
+/// syscalls for a reply instead of one per byte.
+fn read_reply_line(s: &mut UnixStream) -> std::io::Result<Vec<u8>> {
+    use nix::sys::socket::{MsgFlags, recv};
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match recv(s.as_raw_fd(), &mut chunk, MsgFlags::MSG_PEEK) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let (take, done) = match chunk[..n].iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (n, false),
+        };
+        s.read_exact(&mut chunk[..take])?;
+        line.extend_from_slice(&chunk[..take - usize::from(done)]);
+        if done {
+            return Ok(line);
+        }
+    }
 }
 
 enum ClientKind {
@@ -924,5 +942,42 @@ impl Monitor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod reply_tests {
+    use super::*;
+
+    /// The reply line is read whole, and the bytes after it (attach output) stay in the socket,
+    /// also when the line arrives in pieces.
+    #[test]
+    fn reply_line_leaves_what_follows() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        a.write_all(b"{\"ok\":true}\nOUTPUT").unwrap();
+        assert_eq!(read_reply_line(&mut b).unwrap(), b"{\"ok\":true}");
+        let mut rest = [0u8; 6];
+        b.read_exact(&mut rest).unwrap();
+        assert_eq!(&rest, b"OUTPUT");
+
+        let writer = std::thread::spawn(move || {
+            let long = vec![b'x'; 10_000];
+            // longer than one peek: the line is taken in several pieces
+            a.write_all(&long).unwrap();
+            a.write_all(b"yz\nafter").unwrap();
+            a
+        });
+        let line = read_reply_line(&mut b).unwrap();
+        assert_eq!(line.len(), 10_002);
+        assert!(line.ends_with(b"xyz"));
+        let mut rest = [0u8; 5];
+        b.read_exact(&mut rest).unwrap();
+        assert_eq!(&rest, b"after");
+        drop(writer.join().unwrap());
+        // closed before a newline
+        assert_eq!(
+            read_reply_line(&mut b).unwrap_err().kind(),
+            std::io::ErrorKind::UnexpectedEof
+        );
     }
 }
