@@ -87,10 +87,10 @@ pub struct PreparedRootfs {
 /// Where [`probe_cached`] keeps the probe's answer: `<mode> <boot id>`.
 pub const PROBE_MARKER: &str = ".snapshot-probe";
 
-/// [`probe`]'s answer for `dir`, probing only once per boot: the answer is kept in
-/// `dir/.snapshot-probe` with the kernel's boot id, and a marker from another boot (or an
-/// unreadable one) means probing again. Without a boot id it always probes.
-pub fn probe_cached(dir: &Path) -> SnapshotMode {
+/// [`probe`]'s answer for `dir`, probing only once per boot: the answer is kept in the file
+/// `marker` (outside the layer directory) with the kernel's boot id, and a marker from another
+/// boot (or an unreadable one) means probing again. Without a boot id it always probes.
+pub fn probe_cached(dir: &Path, marker: &Path) -> SnapshotMode {
     let Some(boot) = fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .ok()
         .map(|b| b.trim().to_owned())
@@ -98,8 +98,7 @@ pub fn probe_cached(dir: &Path) -> SnapshotMode {
     else {
         return probe(dir);
     };
-    let marker = dir.join(PROBE_MARKER);
-    if let Some(mode) = fs::read_to_string(&marker)
+    if let Some(mode) = fs::read_to_string(marker)
         .ok()
         .and_then(|m| parse_marker(&m, &boot))
     {
@@ -107,8 +106,8 @@ pub fn probe_cached(dir: &Path) -> SnapshotMode {
     }
     let mode = probe(dir);
     // A cache: written atomically, no fsync (a lost or torn marker only means probing again).
-    let tmp = dir.join(format!(".tmp-probe-marker-{:016x}", rand::random::<u64>()));
-    if fs::write(&tmp, format!("{mode} {boot}\n")).is_ok() && fs::rename(&tmp, &marker).is_err() {
+    let tmp = marker.with_extension(format!("tmp-{}", std::process::id()));
+    if fs::write(&tmp, format!("{mode} {boot}\n")).is_ok() && fs::rename(&tmp, marker).is_err() {
         let _ = fs::remove_file(&tmp);
     }
     mode
@@ -128,7 +127,8 @@ fn parse_marker(text: &str, boot: &str) -> Option<SnapshotMode> {
 
 /// Tries a real overlay mount under `dir`; Copy if it fails for any reason.
 pub fn probe(dir: &Path) -> SnapshotMode {
-    let base = dir.join(format!(".tmp-probe-{:016x}", rand::random::<u64>()));
+    // Named with this process's pid: another berth's cleanup of stale temp dirs leaves it be.
+    let base = dir.join(format!("{}-probe", super::store::owned_temp_name(".tmp-")));
     let mode = (|| -> io::Result<SnapshotMode> {
         for d in ["l", "u", "w", "m"] {
             fs::create_dir_all(base.join(d))?;
@@ -385,7 +385,7 @@ mod probe_tests {
         let dir = tempfile::tempdir().unwrap();
         let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
         let marker = dir.path().join(PROBE_MARKER);
-        let mode = probe_cached(dir.path());
+        let mode = probe_cached(dir.path(), &dir.path().join(PROBE_MARKER));
         assert_eq!(mode, probe(dir.path()));
         assert_eq!(
             fs::read_to_string(&marker).unwrap(),
@@ -397,11 +397,17 @@ mod probe_tests {
             SnapshotMode::Copy => SnapshotMode::Overlay,
         };
         fs::write(&marker, format!("{other} {}", boot.trim())).unwrap();
-        assert_eq!(probe_cached(dir.path()), other);
+        assert_eq!(
+            probe_cached(dir.path(), &dir.path().join(PROBE_MARKER)),
+            other
+        );
         // another boot's marker, or garbage: probed again, marker rewritten
         for stale in [format!("{other} not-this-boot"), "garbage".to_owned()] {
             fs::write(&marker, stale).unwrap();
-            assert_eq!(probe_cached(dir.path()), mode);
+            assert_eq!(
+                probe_cached(dir.path(), &dir.path().join(PROBE_MARKER)),
+                mode
+            );
             assert!(
                 fs::read_to_string(&marker)
                     .unwrap()
