@@ -26,10 +26,12 @@ pub enum Pane {
     Events,
     Policy,
     Shell,
+    Networks,
+    Volumes,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 8] = [
+    pub const ALL: [Pane; 10] = [
         Pane::Containers,
         Pane::Images,
         Pane::Logs,
@@ -38,6 +40,8 @@ impl Pane {
         Pane::Events,
         Pane::Policy,
         Pane::Shell,
+        Pane::Networks,
+        Pane::Volumes,
     ];
 
     pub fn title(self) -> &'static str {
@@ -50,6 +54,8 @@ impl Pane {
             Self::Events => "Events",
             Self::Policy => "Policy",
             Self::Shell => "Shell",
+            Self::Networks => "Networks",
+            Self::Volumes => "Volumes",
         }
     }
 
@@ -94,6 +100,8 @@ pub enum Query {
     Containers,
     Images,
     Audit,
+    Networks,
+    Volumes,
 }
 
 /// One command for the engine, with what to call it in messages.
@@ -187,6 +195,8 @@ pub enum Msg {
     Containers(Result<Vec<ContainerSummary>, String>),
     Images(Result<Vec<ImageSummary>, String>),
     Audit(Result<Vec<AuditRecord>, String>),
+    Networks(Result<Vec<berth::api::NetworkInfo>, String>),
+    Volumes(Result<Vec<berth::api::VolumeInfo>, String>),
     /// A job ended; `created` is the container a create made.
     Done {
         job: Job,
@@ -268,6 +278,8 @@ pub struct App {
     pub pane: Pane,
     pub containers: Loaded<ContainerSummary>,
     pub images: Loaded<ImageSummary>,
+    pub networks: Loaded<berth::api::NetworkInfo>,
+    pub volumes: Loaded<berth::api::VolumeInfo>,
     pub events: VecDeque<EventRecord>,
     pub policy: VecDeque<PolicyRow>,
     /// Rows of the containers and images panes after filter and sort: indices into the lists.
@@ -314,6 +326,8 @@ impl App {
             pane: Pane::Containers,
             containers: Loaded::Loading,
             images: Loaded::Loading,
+            networks: Loaded::Loading,
+            volumes: Loaded::Loading,
             events: VecDeque::new(),
             policy: VecDeque::new(),
             container_rows: Vec::new(),
@@ -382,6 +396,8 @@ impl App {
             Pane::Policy => self.policy.len(),
             Pane::Logs => self.logs.lines.len(),
             Pane::Inspect => self.inspect.rows.len(),
+            Pane::Networks => self.networks.items().len(),
+            Pane::Volumes => self.volumes.items().len(),
             Pane::Stats | Pane::Shell => 0,
         }
     }
@@ -533,7 +549,9 @@ impl App {
             Pane::Containers => vec![Scope::Containers, Scope::List, Scope::Global],
             Pane::Images => vec![Scope::Images, Scope::List, Scope::Global],
             Pane::Logs => vec![Scope::Logs, Scope::Global],
-            Pane::Inspect | Pane::Events | Pane::Policy => vec![Scope::List, Scope::Global],
+            Pane::Inspect | Pane::Events | Pane::Policy | Pane::Networks | Pane::Volumes => {
+                vec![Scope::List, Scope::Global]
+            }
             Pane::Stats | Pane::Shell => vec![Scope::Global],
         }
     }
@@ -620,6 +638,22 @@ impl App {
                     Err(e) => self.error(format!("listing images: {e}")),
                 }
                 self.rebuild_rows();
+                out.redraw = true;
+            }
+            Msg::Networks(r) => {
+                match r {
+                    Ok(v) => self.networks = Loaded::Ready(v),
+                    Err(e) => self.error(format!("listing networks: {e}")),
+                }
+                self.scroll_into_view(Pane::Networks);
+                out.redraw = true;
+            }
+            Msg::Volumes(r) => {
+                match r {
+                    Ok(v) => self.volumes = Loaded::Ready(v),
+                    Err(e) => self.error(format!("listing volumes: {e}")),
+                }
+                self.scroll_into_view(Pane::Volumes);
                 out.redraw = true;
             }
             Msg::Audit(r) => {
@@ -929,6 +963,14 @@ impl App {
                 } else {
                     self.pane = Pane::Shell;
                 }
+            }
+            (_, Action::NetworksPane) => {
+                self.pane = Pane::Networks;
+                out.effect(Effect::Query(Query::Networks));
+            }
+            (_, Action::VolumesPane) => {
+                self.pane = Pane::Volumes;
+                out.effect(Effect::Query(Query::Volumes));
             }
             (_, Action::PolicyPane) => {
                 self.pane = Pane::Policy;
@@ -1459,7 +1501,15 @@ impl App {
                 }
                 out.effect(Effect::Query(Query::Containers));
             }
-            e if e.container().is_some() => out.effect(Effect::Query(Query::Containers)),
+            e if e.container().is_some() => {
+                out.effect(Effect::Query(Query::Containers));
+                // who is on a network, and who uses a volume, change with containers
+                match self.pane {
+                    Pane::Networks => out.effect(Effect::Query(Query::Networks)),
+                    Pane::Volumes => out.effect(Effect::Query(Query::Volumes)),
+                    _ => {}
+                }
+            }
             Event::ImagePulled { .. }
             | Event::ImageTagged { .. }
             | Event::ImageUntagged { .. }

@@ -46,6 +46,8 @@ pub enum Action {
     EventsPane,
     PolicyPane,
     ShellPane,
+    NetworksPane,
+    VolumesPane,
     ToggleMouse,
     RunForm,
     PullForm,
@@ -167,6 +169,8 @@ pub fn default_keymap() -> Vec<Binding> {
             S::Global,
             "shell pane (Ctrl-] in a shell detaches)",
         ),
+        b(C('9'), A::NetworksPane, S::Global, "networks pane"),
+        b(C('0'), A::VolumesPane, S::Global, "volumes pane"),
         b(
             C('m'),
             A::ToggleMouse,

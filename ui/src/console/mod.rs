@@ -96,6 +96,16 @@ impl Effects {
                         Ok(other) => Msg::Images(Err(format!("unexpected reply {other:?}"))),
                         Err(e) => Msg::Images(Err(e.to_string())),
                     },
+                    Query::Networks => match engine.submit(Command::NetworkList).await {
+                        Ok(Reply::Networks(v)) => Msg::Networks(Ok(v)),
+                        Ok(other) => Msg::Networks(Err(format!("unexpected reply {other:?}"))),
+                        Err(e) => Msg::Networks(Err(e.to_string())),
+                    },
+                    Query::Volumes => match engine.submit(Command::VolumeList).await {
+                        Ok(Reply::Volumes(v)) => Msg::Volumes(Ok(v)),
+                        Ok(other) => Msg::Volumes(Err(format!("unexpected reply {other:?}"))),
+                        Err(e) => Msg::Volumes(Err(e.to_string())),
+                    },
                     Query::Audit => match engine.submit(Command::AuditLog { limit: 500 }).await {
                         Ok(Reply::Audit(v)) => Msg::Audit(Ok(v)),
                         Ok(other) => Msg::Audit(Err(format!("unexpected reply {other:?}"))),

@@ -49,6 +49,8 @@ impl Widget for View<'_> {
             Pane::Events => self.events(body, buf),
             Pane::Policy => self.policy(body, buf),
             Pane::Shell => self.shell(body, buf),
+            Pane::Networks => self.networks(body, buf),
+            Pane::Volumes => self.volumes(body, buf),
         }
         self.footer(footer, buf);
         self.status(status, buf);
@@ -77,9 +79,9 @@ impl View<'_> {
         for (i, p) in Pane::ALL.iter().enumerate() {
             // narrow terminals get the numbers only for panes that are not focused
             let label = if *p == self.app.pane || area.width >= 100 {
-                format!(" {} {} ", i + 1, p.title())
+                format!(" {} {} ", (i + 1) % 10, p.title())
             } else {
-                format!(" {} ", i + 1)
+                format!(" {} ", (i + 1) % 10)
             };
             used += label.chars().count() as u16;
             let style = if *p == self.app.pane {
@@ -565,6 +567,97 @@ impl View<'_> {
             return;
         }
         super::terminal::render(sess.parser.screen(), inner, buf, self.theme.color);
+    }
+
+    fn networks(&self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let title = format!("Networks ({})", app.networks.items().len());
+        match &app.networks {
+            Loaded::Loading => return self.hint(area, buf, title, "loading…"),
+            Loaded::Ready(v) if v.is_empty() => {
+                return self.hint(
+                    area,
+                    buf,
+                    title,
+                    "No networks yet: the default bridge appears with its first container.",
+                );
+            }
+            Loaded::Ready(_) => {}
+        }
+        let head = Row::new(["NAME", "SUBNET", "GATEWAY", "BRIDGE", "CONTAINERS"]);
+        let widths = [
+            Constraint::Fill(2),
+            Constraint::Length(18),
+            Constraint::Length(15),
+            Constraint::Length(14),
+            Constraint::Fill(3),
+        ];
+        let rows = app.networks.items().iter().map(|n| {
+            let members: Vec<String> = n
+                .containers
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.ip))
+                .collect();
+            Row::new(vec![
+                Cell::from(n.name.clone()),
+                Cell::from(n.subnet.clone()),
+                Cell::from(n.gateway.clone()),
+                Cell::from(n.bridge.clone()),
+                Cell::from(members.join(", ")),
+            ])
+        });
+        self.list(
+            area,
+            buf,
+            ListFrame {
+                title,
+                pane: Pane::Networks,
+                head,
+                widths: &widths,
+            },
+            rows,
+        );
+    }
+
+    fn volumes(&self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let title = format!("Volumes ({})", app.volumes.items().len());
+        match &app.volumes {
+            Loaded::Loading => return self.hint(area, buf, title, "loading…"),
+            Loaded::Ready(v) if v.is_empty() => {
+                return self.hint(
+                    area,
+                    buf,
+                    title,
+                    "No volumes. `-v NAME:/path` in the run form makes one.",
+                );
+            }
+            Loaded::Ready(_) => {}
+        }
+        let head = Row::new(["NAME", "USED BY", "MOUNTPOINT"]);
+        let widths = [
+            Constraint::Fill(2),
+            Constraint::Fill(2),
+            Constraint::Fill(3),
+        ];
+        let rows = app.volumes.items().iter().map(|v| {
+            Row::new(vec![
+                Cell::from(v.name.clone()),
+                Cell::from(v.used_by.join(", ")),
+                Cell::from(v.mountpoint.clone()),
+            ])
+        });
+        self.list(
+            area,
+            buf,
+            ListFrame {
+                title,
+                pane: Pane::Volumes,
+                head,
+                widths: &widths,
+            },
+            rows,
+        );
     }
 
     fn events(&self, area: Rect, buf: &mut Buffer) {
@@ -1304,6 +1397,35 @@ mod tests {
                     ..Default::default()
                 }));
             }
+        });
+        snap("networks", |a| {
+            a.update(Msg::Networks(Ok(vec![berth::api::NetworkInfo {
+                id: "n1".into(),
+                name: "backend".into(),
+                driver: "bridge".into(),
+                subnet: "10.88.1.0/24".into(),
+                gateway: "10.88.1.1".into(),
+                bridge: "berth1".into(),
+                created: NOW,
+                labels: Default::default(),
+                containers: vec![berth::api::NetworkEndpoint {
+                    id: "c".into(),
+                    name: "db".into(),
+                    ip: "10.88.1.2".into(),
+                }],
+            }])));
+            key(a, KeyCode::Char('9'));
+        });
+        snap("volumes", |a| {
+            a.update(Msg::Volumes(Ok(vec![berth::api::VolumeInfo {
+                name: "data".into(),
+                driver: "local".into(),
+                mountpoint: "/var/lib/berth/volumes/data/_data".into(),
+                created: NOW,
+                labels: Default::default(),
+                used_by: vec!["db".into()],
+            }])));
+            key(a, KeyCode::Char('0'));
         });
         snap("inspect", |a| {
             a.update(Msg::Inspected {
