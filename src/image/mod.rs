@@ -101,7 +101,8 @@ impl ImageStore {
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| ImageError::io("chmod", &d, e))?;
         }
-        let snapshot_mode = snapshot::probe_cached(&root.join("layers"));
+        let snapshot_mode =
+            snapshot::probe_cached(&root.join("layers"), &root.join(snapshot::PROBE_MARKER));
         Ok(ImageStore {
             root: root.to_path_buf(),
             content,

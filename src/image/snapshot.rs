@@ -84,13 +84,13 @@ pub struct PreparedRootfs {
     pub config: ImageConfig,
 }
 
-/// Where [`probe_cached`] keeps the probe's answer: `<mode> <boot id>`.
-pub const PROBE_MARKER: &str = ".snapshot-probe";
+/// The file (in the state root) where [`probe_cached`] keeps the answer: `<mode> <boot id>`.
+pub const PROBE_MARKER: &str = "snapshot-probe";
 
-/// [`probe`]'s answer for `dir`, probing only once per boot: the answer is kept in
-/// `dir/.snapshot-probe` with the kernel's boot id, and a marker from another boot (or an
-/// unreadable one) means probing again. Without a boot id it always probes.
-pub fn probe_cached(dir: &Path) -> SnapshotMode {
+/// [`probe`]'s answer for `dir`, probing only once per boot: the answer is kept in `marker`
+/// (outside `dir`, which holds only layers) with the kernel's boot id, and a marker from
+/// another boot (or an unreadable one) means probing again. Without a boot id it always probes.
+pub fn probe_cached(dir: &Path, marker: &Path) -> SnapshotMode {
     let Some(boot) = fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .ok()
         .map(|b| b.trim().to_owned())
@@ -98,8 +98,7 @@ pub fn probe_cached(dir: &Path) -> SnapshotMode {
     else {
         return probe(dir);
     };
-    let marker = dir.join(PROBE_MARKER);
-    if let Some(mode) = fs::read_to_string(&marker)
+    if let Some(mode) = fs::read_to_string(marker)
         .ok()
         .and_then(|m| parse_marker(&m, &boot))
     {
@@ -107,8 +106,8 @@ pub fn probe_cached(dir: &Path) -> SnapshotMode {
     }
     let mode = probe(dir);
     // A cache: written atomically, no fsync (a lost or torn marker only means probing again).
-    let tmp = dir.join(format!(".tmp-probe-marker-{:016x}", rand::random::<u64>()));
-    if fs::write(&tmp, format!("{mode} {boot}\n")).is_ok() && fs::rename(&tmp, &marker).is_err() {
+    let tmp = marker.with_file_name(format!(".tmp-probe-marker-{:016x}", rand::random::<u64>()));
+    if fs::write(&tmp, format!("{mode} {boot}\n")).is_ok() && fs::rename(&tmp, marker).is_err() {
         let _ = fs::remove_file(&tmp);
     }
     mode
@@ -382,11 +381,14 @@ mod probe_tests {
     /// torn one) is probed again and replaced.
     #[test]
     fn probe_is_remembered_for_the_boot() {
-        let dir = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("layers");
+        fs::create_dir(&dir).unwrap();
+        let dir = dir.as_path();
         let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
-        let marker = dir.path().join(PROBE_MARKER);
-        let mode = probe_cached(dir.path());
-        assert_eq!(mode, probe(dir.path()));
+        let marker = root.path().join(PROBE_MARKER);
+        let mode = probe_cached(dir, &marker);
+        assert_eq!(mode, probe(dir));
         assert_eq!(
             fs::read_to_string(&marker).unwrap(),
             format!("{mode} {}\n", boot.trim())
@@ -397,22 +399,24 @@ mod probe_tests {
             SnapshotMode::Copy => SnapshotMode::Overlay,
         };
         fs::write(&marker, format!("{other} {}", boot.trim())).unwrap();
-        assert_eq!(probe_cached(dir.path()), other);
+        assert_eq!(probe_cached(dir, &marker), other);
         // another boot's marker, or garbage: probed again, marker rewritten
         for stale in [format!("{other} not-this-boot"), "garbage".to_owned()] {
             fs::write(&marker, stale).unwrap();
-            assert_eq!(probe_cached(dir.path()), mode);
+            assert_eq!(probe_cached(dir, &marker), mode);
             assert!(
                 fs::read_to_string(&marker)
                     .unwrap()
                     .starts_with(&format!("{mode} "))
             );
         }
-        // nothing else is left behind in the directory
-        let names: Vec<_> = fs::read_dir(dir.path())
+        // the layers directory stays empty, and nothing else is left beside the marker
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 0);
+        let mut names: Vec<_> = fs::read_dir(root.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, vec![PROBE_MARKER.to_owned()]);
+        names.sort();
+        assert_eq!(names, vec!["layers".to_owned(), PROBE_MARKER.to_owned()]);
     }
 }
