@@ -184,12 +184,15 @@ section_console() {
     "utime+stime of the console over ${secs} s with nothing happening (160x48 tmux pane)"
   metric memory "idle console + engine RSS, $CONSOLE_CONTAINERS containers" "$(( $(rss_kb "$pid") / 1024 ))" MB "≤ 20 MB" "VmRSS of the console process (the engine runs inside it)"
   console_stop
+  # a created container keeps its monitor and waiting init alive: remove them all again
+  log "removing the $CONSOLE_CONTAINERS containers"
+  "$BERTH" --root "$CR" ps -aq | xargs -r -n 100 "$BERTH" --root "$CR" rm -f >/dev/null
 }
 console_root_fill() {
   "$BERTH" --root "$CR" pull "$SMALL" >/dev/null || return 1
   local have; have=$("$BERTH" --root "$CR" ps -aq | wc -l)
   [ "$have" -ge "$CONSOLE_CONTAINERS" ] && return 0
-  log "creating $((CONSOLE_CONTAINERS - have)) containers in $CR (kept for the next run)"
+  log "creating $((CONSOLE_CONTAINERS - have)) containers in $CR"
   local i
   for ((i = have; i < CONSOLE_CONTAINERS; i++)); do
     "$BERTH" --root "$CR" create --network=none --name "bench-$i" "$SMALL" true >/dev/null || { log "create failed"; return 1; }
