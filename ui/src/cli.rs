@@ -1162,54 +1162,18 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 let _ = writeln!(out, "{c}");
             }
         }
-        Sub::Restart { time, containers } => {
-            for c in containers {
-                submit(
-                    engine,
-                    Command::ContainerRestart {
-                        id: ContainerId(c.clone()),
-                        timeout: time,
-                    },
-                )
-                .await?;
-                let _ = writeln!(out, "{c}");
-            }
-        }
-        Sub::Kill { signal, containers } => {
-            for c in containers {
-                submit(
-                    engine,
-                    Command::ContainerKill {
-                        id: ContainerId(c.clone()),
-                        signal: signal.clone(),
-                    },
-                )
-                .await?;
-                let _ = writeln!(out, "{c}");
-            }
-        }
-        Sub::Pause { containers } => {
-            for c in containers {
-                submit(
-                    engine,
-                    Command::ContainerPause {
-                        id: ContainerId(c.clone()),
-                    },
-                )
-                .await?;
-                let _ = writeln!(out, "{c}");
-            }
-        }
-        Sub::Unpause { containers } => {
-            for c in containers {
-                submit(
-                    engine,
-                    Command::ContainerUnpause {
-                        id: ContainerId(c.clone()),
-                    },
-                )
-                .await?;
-                let _ = writeln!(out, "{c}");
+        // One command per named container, printed back as docker does; the commands are the
+        // ones `berth policy explain` shows for the same line.
+        sub @ (Sub::Restart { .. }
+        | Sub::Kill { .. }
+        | Sub::Pause { .. }
+        | Sub::Unpause { .. }
+        | Sub::Stop { .. }
+        | Sub::Rm { .. }) => {
+            for (_, cmd) in commands_of(sub)? {
+                let name = cmd.target().unwrap_or_default();
+                submit(engine, cmd).await?;
+                let _ = writeln!(out, "{name}");
             }
         }
         Sub::Rename { container, name } => {
@@ -1310,32 +1274,6 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 "{}",
                 serde_json::to_string_pretty(&all).unwrap_or_default()
             );
-        }
-        Sub::Stop { time, containers } => {
-            for c in containers {
-                submit(
-                    engine,
-                    Command::ContainerStop {
-                        id: ContainerId(c.clone()),
-                        timeout: time,
-                    },
-                )
-                .await?;
-                let _ = writeln!(out, "{c}");
-            }
-        }
-        Sub::Rm { force, containers } => {
-            for c in containers {
-                submit(
-                    engine,
-                    Command::ContainerRemove {
-                        id: ContainerId(c.clone()),
-                        force,
-                    },
-                )
-                .await?;
-                let _ = writeln!(out, "{c}");
-            }
         }
         Sub::Rmi { force, images } => {
             for i in images {

@@ -78,7 +78,7 @@ impl View<'_> {
         let mut used = 7u16;
         for (i, p) in Pane::ALL.iter().enumerate() {
             // narrow terminals get the numbers only for panes that are not focused
-            let label = if *p == self.app.pane || area.width >= 100 {
+            let label = if *p == self.app.pane || area.width >= 150 {
                 format!(" {} {} ", (i + 1) % 10, p.title())
             } else {
                 format!(" {} ", (i + 1) % 10)
