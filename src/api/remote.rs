@@ -198,16 +198,11 @@ where
         }
         let mut header = [0u8; 8];
         while rd.read_exact(&mut header).await.is_ok() {
-            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            let (stream, len) = crate::api::reply::frame_header(&header);
             let mut data = vec![0u8; len];
             if rd.read_exact(&mut data).await.is_err() {
                 return;
             }
-            let stream = if header[0] == 2 {
-                Stream::Stderr
-            } else {
-                Stream::Stdout
-            };
             if out_tx
                 .send(OutputChunk {
                     stream,

@@ -35,6 +35,20 @@ pub struct OutputChunk {
     pub data: Bytes,
 }
 
+/// Docker's stdio frame header (`[stream, 0, 0, 0, len as u32 BE]`): which stream, how many
+/// bytes follow. 2 is stderr; stdin echo (0) and stdout (1) are both output.
+pub(crate) fn frame_header(h: &[u8; 8]) -> (Stream, usize) {
+    let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    (
+        if h[0] == 2 {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        },
+        len,
+    )
+}
+
 /// A live connection to a process's stdio (attach, exec start).
 #[derive(Debug)]
 pub struct IoSession {

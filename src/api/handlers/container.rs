@@ -131,50 +131,9 @@ fn valid_name(n: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// Docker's signal names (`KILL`, `SIGHUP`) and numbers.
+/// Docker's signal names (`KILL`, `SIGHUP`) and numbers, as the runtime reads them.
 pub(crate) fn signal_number(s: &str) -> Result<i32, ApiError> {
-    if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) {
-            Ok(n)
-        } else {
-            Err(ApiError::InvalidArgument(format!("invalid signal {s}")))
-        };
-    }
-    let name = s.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    let n = match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "STOP" => libc::SIGSTOP,
-        "CONT" => libc::SIGCONT,
-        "ALRM" => libc::SIGALRM,
-        "WINCH" => libc::SIGWINCH,
-        "PIPE" => libc::SIGPIPE,
-        "CHLD" => libc::SIGCHLD,
-        "TSTP" => libc::SIGTSTP,
-        "ABRT" => libc::SIGABRT,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        "VTALRM" => libc::SIGVTALRM,
-        "PROF" => libc::SIGPROF,
-        "IO" | "POLL" => libc::SIGIO,
-        "PWR" => libc::SIGPWR,
-        "SYS" => libc::SIGSYS,
-        "TRAP" => libc::SIGTRAP,
-        "BUS" => libc::SIGBUS,
-        "FPE" => libc::SIGFPE,
-        "SEGV" => libc::SIGSEGV,
-        _ => return Err(ApiError::InvalidArgument(format!("invalid signal {s}"))),
-    };
-    Ok(n)
+    runtime::signals::parse(s).map_err(|e| ApiError::InvalidArgument(e.to_string()))
 }
 
 /// Merge env lists: later `KEY=` entries replace earlier ones.
@@ -205,80 +164,12 @@ fn process_args(cfg: &ContainerConfig, img: &crate::image::RunConfig) -> Vec<Str
     entry.into_iter().chain(cmd).collect()
 }
 
-/// Find `path` (like `etc/passwd`) in the image's layer directories, top layer first.
-fn read_from_layers(rootfs: &crate::image::Rootfs, path: &str) -> Option<String> {
-    let dirs: Vec<PathBuf> = match rootfs {
-        crate::image::Rootfs::Overlay { lowerdirs, .. } => lowerdirs.clone(),
-        crate::image::Rootfs::Copy { dir } => vec![dir.clone()],
-    };
-    dirs.iter()
-        .find_map(|d| std::fs::read_to_string(d.join(path)).ok())
-}
-
-/// `uid[:gid]` or `name[:group]`, resolved against the image's passwd and group files.
-fn resolve_user(
-    spec: &str,
-    rootfs: &crate::image::Rootfs,
-) -> Result<(u32, u32, Vec<u32>), ApiError> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let passwd = read_from_layers(rootfs, "etc/passwd").unwrap_or_default();
-    let groups = read_from_layers(rootfs, "etc/group").unwrap_or_default();
-    let (uid, mut gid) = match user.parse::<u32>() {
-        Ok(uid) => {
-            let gid = passwd
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.len() > 3 && f[2] == user)
-                .and_then(|f| f[3].parse().ok())
-                .unwrap_or(uid);
-            (uid, gid)
-        }
-        Err(_) => passwd
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.len() > 3 && f[0] == user)
-            .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-            .ok_or_else(|| {
-                ApiError::InvalidArgument(format!(
-                    "unable to find user {user}: no matching entries in passwd file"
-                ))
-            })?,
-    };
-    if let Some(g) = group {
-        gid = match g.parse::<u32>() {
-            Ok(g) => g,
-            Err(_) => groups
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.len() > 2 && f[0] == g)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
-                    ApiError::InvalidArgument(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
-        };
-    }
-    // supplementary groups the user is listed in
-    let name = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid))
-        .map(|f| f[0].to_owned());
-    let extra = match name {
-        Some(n) => groups
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .filter(|f| f.len() > 3 && f[3].split(',').any(|m| m == n))
-            .filter_map(|f| f[2].parse().ok())
-            .filter(|g| *g != gid)
-            .collect(),
-        None => Vec::new(),
-    };
-    Ok((uid, gid, extra))
+/// `uid[:gid]` or `name[:group]`, resolved against the rootfs' passwd and group files (read
+/// inside the rootfs, top layer first) by the runtime's resolver.
+fn resolve_user(rootfs: &runtime::Rootfs, spec: &str) -> Result<(u32, u32, Vec<u32>), ApiError> {
+    runtime::resolve_user(rootfs, spec)
+        .map(|u| (u.uid, u.gid, u.additional_gids))
+        .map_err(|e| runtime_error("resolving the user", e))
 }
 
 /// `-v` specs: `/host:/ctr[:ro|rw][,propagation]`. Named volumes come with the volumes issue.
@@ -576,10 +467,6 @@ impl Dispatcher {
             .clone()
             .or_else(|| img.user.clone())
             .filter(|u| !u.is_empty());
-        let (uid, gid, additional_gids) = match &user {
-            Some(u) => resolve_user(u, &prepared.rootfs)?,
-            None => (0, 0, Vec::new()),
-        };
         let rootfs = match &prepared.rootfs {
             crate::image::Rootfs::Overlay {
                 lowerdirs,
@@ -591,6 +478,10 @@ impl Dispatcher {
                 workdir: workdir.clone(),
             }),
             crate::image::Rootfs::Copy { dir } => runtime::Rootfs::Dir(dir.clone()),
+        };
+        let (uid, gid, additional_gids) = match &user {
+            Some(u) => resolve_user(&rootfs, u)?,
+            None => (0, 0, Vec::new()),
         };
         // The namespace and files come from network_attach, under the lock below.
         let network = runtime::NetworkMode::None;
@@ -1251,34 +1142,21 @@ impl Dispatcher {
             (e.container.clone(), e.config.clone())
         };
         let rid = rid(&container)?;
-        let rec_img_user = self.record_of(&rid);
+        // A named user is looked up in the container's own files (its upper dir first), as
+        // Docker does; a numeric one needs no lookup.
         let (uid, gid, additional_gids) = match config.user.as_deref().filter(|u| !u.is_empty()) {
-            Some(u) => match rec_img_user.as_ref().and_then(|r| r.snapshot.clone()) {
-                // numeric users need no lookup; names are looked up in the container's image
-                _ if u.split(':').all(|p| p.parse::<u32>().is_ok()) => {
-                    let mut it = u.split(':').map(|p| p.parse::<u32>().unwrap_or(0));
-                    let uid = it.next().unwrap_or(0);
-                    (Some(uid), Some(it.next().unwrap_or(uid)), Vec::new())
-                }
-                _ => {
-                    let image = rec_img_user
-                        .as_ref()
-                        .map(|r| r.image_id.clone())
-                        .unwrap_or_default();
-                    let tmp = self
-                        .root()
-                        .path()
-                        .join("tmp")
-                        .join(format!("exec-user-{exec_id}"));
-                    let rootfs = self.images().prepare_rootfs(&image, &tmp).map(|p| p.rootfs);
-                    let r = rootfs
-                        .map_err(|e| image_error("resolving the exec user", e))
-                        .and_then(|rf| resolve_user(u, &rf));
-                    let _ = std::fs::remove_dir_all(&tmp);
-                    let (a, b, c) = r?;
-                    (Some(a), Some(b), c)
-                }
-            },
+            Some(u) => {
+                let spec = self
+                    .runtime()
+                    .spec(&rid)
+                    .map_err(|e| runtime_error("exec", e))?;
+                let rootfs = match spec.overlay().map_err(|e| runtime_error("exec", e))? {
+                    Some(o) => runtime::Rootfs::Overlay(o),
+                    None => runtime::Rootfs::Dir(spec.root.map(|r| r.path).unwrap_or_default()),
+                };
+                let (a, b, c) = resolve_user(&rootfs, u)?;
+                (Some(a), Some(b), c)
+            }
             None => (None, None, Vec::new()),
         };
         let req = runtime::ExecRequest {
@@ -1508,16 +1386,11 @@ fn pump_attach(mut r: std::os::unix::net::UnixStream, tty: bool, tx: mpsc::Sende
         if r.read_exact(&mut header).is_err() {
             return;
         }
-        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let (stream, len) = crate::api::reply::frame_header(&header);
         let mut data = vec![0u8; len];
         if r.read_exact(&mut data).is_err() {
             return;
         }
-        let stream = if header[0] == 2 {
-            Stream::Stderr
-        } else {
-            Stream::Stdout
-        };
         if tx
             .blocking_send(OutputChunk {
                 stream,
