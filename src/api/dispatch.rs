@@ -203,12 +203,17 @@ impl Dispatcher {
             Command::SystemCheck { repair } => {
                 let lock = self.lock()?;
                 let report = self.images_blocking(move |s| s.check(repair)).await?;
+                let debris = self.container_debris(repair, &lock);
                 drop(lock);
                 let report = report.map_err(|e| ApiError::engine("checking the store", e))?;
-                Ok(Reply::Json(
-                    serde_json::to_value(&report)
-                        .map_err(|e| ApiError::engine("checking the store", e))?,
-                ))
+                let mut v = serde_json::to_value(&report)
+                    .map_err(|e| ApiError::engine("checking the store", e))?;
+                let debris = serde_json::to_value(debris?)
+                    .map_err(|e| ApiError::engine("checking the containers", e))?;
+                if let (Some(v), serde_json::Value::Object(d)) = (v.as_object_mut(), debris) {
+                    v.extend(d);
+                }
+                Ok(Reply::Json(v))
             }
             Command::SystemVersion => Ok(Reply::Version(version_info())),
             Command::SystemInfo => self.system_info().await,

@@ -10,6 +10,7 @@ use crate::api::error::ApiError;
 use crate::api::event::Event;
 use crate::api::handlers::image::image_error;
 use crate::api::reply::{IoSession, OutputChunk, Reply};
+use crate::api::root::RootLock;
 use crate::api::types::*;
 use crate::image::SnapshotMode;
 use crate::runtime::{self, RuntimeError, Status};
@@ -108,6 +109,29 @@ pub(crate) fn api_state(st: &runtime::State) -> ContainerState {
         Status::Stopped if st.exit_code.is_none() => ContainerState::Created,
         Status::Stopped => ContainerState::Exited,
     }
+}
+
+/// Removes a container's snapshot. It is renamed out of the way at once, to a trash name that
+/// carries this process's pid, and deleted in the background: deleting an upper dir full of
+/// files is slow on some disks, and not on the caller's time. When the process ends first (a
+/// one-shot CLI command), `system check --repair` finds the trash of a process that is gone.
+pub(crate) fn discard_snapshot(dir: PathBuf) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return;
+    };
+    let trash = parent.join(format!(
+        ".trash-{}-{}",
+        std::process::id(),
+        name.to_string_lossy()
+    ));
+    let doomed = match std::fs::rename(&dir, &trash) {
+        Ok(()) => trash,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(_) => dir,
+    };
+    std::thread::spawn(move || {
+        let _ = std::fs::remove_dir_all(doomed);
+    });
 }
 
 fn new_id() -> String {
@@ -413,20 +437,28 @@ impl Dispatcher {
         }
         let id = new_id();
         let snapshot_dir = self.root().path().join("snapshots").join(&id);
+        // Under the root's change lock from the snapshot on: an image prune cannot take the
+        // layers away before the container is recorded, and a snapshot without its container
+        // is, for `system check` (which takes the lock too), what a killed create left.
+        let lock = self.lock()?;
         let (img, dir) = (image.0.clone(), snapshot_dir.clone());
         let prepared = self
             .images_blocking(move |s| s.prepare_rootfs(&img, &dir))
-            .await?
-            .map_err(|e| image_error(&format!("preparing the root filesystem from {image}"), e))?;
-        let result = self
-            .create_with_rootfs(&id, config, &prepared, &snapshot_dir)
-            .await;
+            .await?;
+        let result = match prepared {
+            Ok(prepared) => {
+                self.create_with_rootfs(&id, config, &prepared, &snapshot_dir, &lock)
+                    .await
+            }
+            Err(e) => Err(image_error(
+                &format!("preparing the root filesystem from {image}"),
+                e,
+            )),
+        };
         if result.is_err() {
-            let d = snapshot_dir.clone();
-            std::thread::spawn(move || {
-                let _ = std::fs::remove_dir_all(d);
-            });
+            discard_snapshot(snapshot_dir);
         }
+        drop(lock);
         result
     }
 
@@ -436,6 +468,7 @@ impl Dispatcher {
         config: ContainerConfig,
         prepared: &crate::image::snapshot::PreparedRootfs,
         snapshot_dir: &std::path::Path,
+        lock: &RootLock,
     ) -> Result<Reply, ApiError> {
         let img = &prepared.config.config;
         // The image's VOLUMEs the user did not mount get anonymous volumes, seeded from the
@@ -558,8 +591,7 @@ impl Dispatcher {
             record: serde_json::to_value(&record)
                 .map_err(|e| ApiError::engine("recording the container", e))?,
         };
-        // Names are unique: check and create under the root's change lock.
-        let lock = self.lock()?;
+        // Names are unique: checked and created under the root's change lock (held).
         let taken = self
             .runtime()
             .list()
@@ -574,7 +606,7 @@ impl Dispatcher {
         // Named volumes and the network, prepared under the lock (a sweep never sees a
         // network attachment whose container is not created yet).
         req.binds = self.resolve_volume_binds(std::mem::take(&mut req.binds), &prepared.rootfs)?;
-        self.sweep_networks(&lock)?;
+        self.sweep_networks(lock)?;
         let exposed = img.exposed_ports.clone().unwrap_or_default();
         let hostname = req.hostname.clone().unwrap_or_default();
         let (mode, files) = self.network_attach(id, &name, &hostname, &config, &exposed)?;
@@ -598,7 +630,6 @@ impl Dispatcher {
                 return Err(e);
             }
         };
-        drop(lock);
         Ok(Reply::ContainerId(ContainerId(st.id.as_str().to_owned())))
     }
 
@@ -727,11 +758,8 @@ impl Dispatcher {
         })
         .await?;
         self.network_detach(&removed)?;
-        // Deleting an upper dir full of files is slow on some disks: not on the caller's time.
         if let Some(s) = snapshot {
-            std::thread::spawn(move || {
-                let _ = std::fs::remove_dir_all(s);
-            });
+            discard_snapshot(s);
         }
         Ok(Reply::Done)
     }
@@ -1469,5 +1497,97 @@ mod tests {
         c.volumes = vec!["/a:rel".into()];
         assert!(matches!(binds_of(&c), Err(ApiError::InvalidArgument(_))));
         assert!(valid_name("web-1.a_b") && !valid_name("-x") && !valid_name("a/b"));
+    }
+}
+
+/// What crashes left of containers, for `system check`: container directories without a
+/// state or still "creating" with no monitor (a create cut short), snapshots without their
+/// container (a create or a remove cut short), network attachments without their container.
+#[derive(Debug, Default, Clone, Serialize)]
+pub(crate) struct ContainerDebris {
+    pub half_containers: Vec<String>,
+    pub orphan_snapshots: Vec<PathBuf>,
+    pub orphan_networks: Vec<String>,
+}
+
+impl Dispatcher {
+    /// Finds (and with `repair` removes) what killed creates and removes left. Under the root's
+    /// change lock no create is in progress, so what looks half-made is.
+    pub(crate) fn container_debris(
+        &self,
+        repair: bool,
+        lock: &RootLock,
+    ) -> Result<ContainerDebris, ApiError> {
+        let mut d = ContainerDebris::default();
+        let rt = self.runtime();
+        let containers = rt.root().join("containers");
+        let read = |p: &std::path::Path| -> Result<Vec<String>, ApiError> {
+            match std::fs::read_dir(p) {
+                Ok(it) => Ok(it
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(ApiError::engine(format!("checking {}", p.display()), e)),
+            }
+        };
+        for name in read(&containers)? {
+            let Ok(id) = runtime::ContainerId::new(name.clone()) else {
+                continue;
+            };
+            let half = match rt.state(&id) {
+                Err(RuntimeError::NotFound { .. }) => true,
+                Ok(st) => st.status == Status::Creating && st.monitor_pid.is_none(),
+                Err(_) => false,
+            };
+            if !half {
+                continue;
+            }
+            d.half_containers.push(name.clone());
+            if repair {
+                match rt.remove(&id, true) {
+                    Ok(()) | Err(RuntimeError::NotFound { .. }) => {}
+                    Err(e) => return Err(runtime_error("removing a half-created container", e)),
+                }
+                let dir = containers.join(&name);
+                if let Err(e) = std::fs::remove_dir_all(&dir)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(ApiError::engine(format!("removing {}", dir.display()), e));
+                }
+            }
+        }
+        let exists =
+            |name: &str| runtime::ContainerId::new(name).is_ok_and(|id| rt.state(&id).is_ok());
+        let snapshots = self.root().path().join("snapshots");
+        for name in read(&snapshots)? {
+            let orphan = if name.starts_with('.') {
+                crate::image::store::is_stale_temp(&name, ".trash-")
+            } else {
+                !exists(&name)
+            };
+            if orphan {
+                d.orphan_snapshots.push(snapshots.join(&name));
+            }
+        }
+        for name in read(&self.root().path().join("net/containers"))? {
+            if !exists(&name) {
+                d.orphan_networks.push(name);
+            }
+        }
+        if repair {
+            for p in &d.orphan_snapshots {
+                if let Err(e) = std::fs::remove_dir_all(p)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(ApiError::engine(format!("removing {}", p.display()), e));
+                }
+            }
+            self.sweep_networks(lock)?;
+        }
+        d.half_containers.sort();
+        d.orphan_snapshots.sort();
+        d.orphan_networks.sort();
+        Ok(d)
     }
 }

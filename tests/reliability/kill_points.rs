@@ -1,0 +1,118 @@
+//! Kill points: the CLI (and with it the embedded engine) SIGKILLed at random moments of run,
+//! build, remove and prune, many times over. After every kill: the store is consistent, every
+//! container the engine lists is whole and controllable (a running one is re-adopted: it
+//! stops; every one is removed), `system check --repair` clears what the kill left, and
+//! nothing of the root is left on the host.
+
+use crate::harness::{Rng, Root, kill_after, timed};
+
+const STATES: &[&str] = &["created", "running", "exited"];
+
+#[derive(Default, Debug)]
+struct Figures {
+    trials: usize,
+    kills_landed: usize,
+    whole_after: usize,
+    running_readopted: usize,
+}
+
+/// The checks after one kill; `expect` are the names the interrupted command was about.
+fn settle(root: &mut Root, expect: &[String], fig: &mut Figures) {
+    root.note_ids_on_disk();
+    root.check(false);
+    let list = root.containers();
+    for c in &list {
+        let id = c["Id"].as_str().unwrap().to_owned();
+        let name = c["Name"].as_str().unwrap_or_default();
+        let status = c["State"]["Status"].as_str().unwrap_or_default();
+        assert!(
+            STATES.contains(&status),
+            "container {name} ({id}) in state {status:?} after a kill: {c:#}"
+        );
+        assert!(
+            !c["Image"].as_str().unwrap_or_default().is_empty() && name.len() > 1,
+            "a half container is listed: {c:#}"
+        );
+        assert_eq!(
+            list.iter().filter(|o| o["Name"] == c["Name"]).count(),
+            1,
+            "name {name} listed twice"
+        );
+        if !expect.is_empty() && expect.iter().any(|e| name == format!("/{e}")) {
+            fig.whole_after += 1;
+        }
+        if status == "running" {
+            root.ok(&["stop", "-t", "1", &id]);
+            let after: Vec<serde_json::Value> =
+                serde_json::from_str(&root.ok(&["container", "inspect", &id])).unwrap();
+            assert_eq!(after[0]["State"]["Status"], "exited", "{:#}", after[0]);
+            fig.running_readopted += 1;
+        }
+        root.ok(&["rm", &id]);
+    }
+    assert!(root.containers().is_empty(), "containers left after rm");
+    root.check(true);
+    let report = root.check(false);
+    for k in [
+        "stale_temp",
+        "half_layers",
+        "orphan_snapshots",
+        "half_containers",
+        "orphan_networks",
+    ] {
+        assert_eq!(
+            report[k].as_array().map(Vec::len),
+            Some(0),
+            "{k} left after a repair: {report:#}"
+        );
+    }
+    for sub in ["containers", "snapshots", "net/containers"] {
+        let left: Vec<_> = std::fs::read_dir(root.path().join(sub))
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{sub}/ holds {left:?} with no container left"
+        );
+    }
+    let leaks = root.host_leaks();
+    assert!(leaks.is_empty(), "left on the host: {leaks:#?}");
+}
+
+fn start(what: &str) -> Option<(Root, String, Rng)> {
+    if !crate::support::require_root() {
+        return None;
+    }
+    let image = crate::images::busybox_image();
+    let root = Root::new();
+    root.ok(&["pull", &image]);
+    Some((root, image, Rng::new(what)))
+}
+
+#[test]
+fn runs_killed_at_random_points_leave_whole_containers_or_none() {
+    let Some((mut root, image, mut rng)) = start("run") else {
+        return;
+    };
+    let span = timed(|| {
+        root.ok(&["run", "-d", "--name", "calibrate", &image, "sleep", "1000"]);
+    });
+    root.ok(&["rm", "-f", "calibrate"]);
+    let mut fig = Figures::default();
+    for i in 0..14 {
+        let name = format!("k{i}");
+        let child = root.spawn(&["run", "-d", "--name", &name, &image, "sleep", "1000"]);
+        fig.trials += 1;
+        if kill_after(child, rng.below(span * 2)) {
+            fig.kills_landed += 1;
+        }
+        settle(&mut root, &[name], &mut fig);
+    }
+    // Afterwards the engine works as before.
+    let out = root.ok(&["run", "--rm", &image, "echo", "alive"]);
+    assert_eq!(out, "alive\n");
+    eprintln!("run kill points: {fig:?} (span {span:?})");
+    assert!(fig.kills_landed > 0, "no kill landed mid-run");
+}
