@@ -202,8 +202,10 @@ impl Dispatcher {
                 .map_err(|e| ApiError::engine("reading the audit log", e)),
             Command::SystemCheck { repair } => {
                 let lock = self.lock()?;
-                let report = self.images_blocking(move |s| s.check(repair)).await?;
+                // Containers first: a repair removes a dead builder's RUN container before the
+                // image check removes its scratch directory.
                 let debris = self.container_debris(repair, &lock);
+                let report = self.images_blocking(move |s| s.check(repair)).await?;
                 drop(lock);
                 let report = report.map_err(|e| ApiError::engine("checking the store", e))?;
                 let mut v = serde_json::to_value(&report)

@@ -109,6 +109,16 @@ impl ImageStore {
                 r.stale_temp.push(e.path());
             }
         }
+        // Scratch directories of builds whose builder is gone (RUN steps' upper dirs).
+        for e in fs::read_dir(self.root().join("build-tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if is_stale_temp(&e.file_name().to_string_lossy(), "") {
+                r.stale_temp.push(e.path());
+            }
+        }
         let layers = self.layers.dir().to_owned();
         for e in fs::read_dir(&layers).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();

@@ -181,6 +181,21 @@ pub struct Top {
     pub processes: Vec<ProcessInfo>,
 }
 
+/// The error recorded for a container whose monitor died while it ran: nobody reaped its init.
+pub const MONITOR_GONE_EXIT_UNKNOWN: &str =
+    "the container's monitor exited unexpectedly while it ran: the exit status is unknown";
+
+/// Whether the container's monitor is gone while its init still runs (unmonitored: it can be
+/// stopped and removed, but its exit status will not be known).
+pub fn unmonitored(st: &State) -> bool {
+    matches!(
+        st.status,
+        Status::Running | Status::Paused | Status::Created
+    ) && st.monitor_pid.is_some_and(|p| !state::alive(p, 0))
+        && st.pid > 0
+        && state::alive(st.pid, st.pid_start_time)
+}
+
 fn monitor_err(id: &ContainerId, reason: impl Into<String>) -> RuntimeError {
     RuntimeError::Monitor {
         id: id.to_string(),
@@ -379,13 +394,33 @@ impl Runtime {
         let _g = dir.lock()?;
         let mut st = dir.read_state()?;
         if st.status != Status::Stopped {
+            // Nobody reaped the init: how it ended is not known, and stays unknown (no exit
+            // code is made up).
+            let ran = matches!(st.status, Status::Running | Status::Paused);
             st.status = Status::Stopped;
             st.pid = 0;
+            st.pid_start_time = 0;
             st.monitor_pid = None;
-            st.error
-                .get_or_insert_with(|| "monitor exited unexpectedly".into());
+            if ran {
+                st.exit_code = None;
+                st.oom_killed = false;
+            }
+            st.error.get_or_insert_with(|| {
+                if ran {
+                    MONITOR_GONE_EXIT_UNKNOWN.into()
+                } else {
+                    "the container's monitor exited unexpectedly".into()
+                }
+            });
             st.finished.get_or_insert_with(state::now_rfc3339);
             dir.write_state(&mut st)?;
+            // What the monitor would have cleaned up: processes the init left, its cgroup.
+            if let Ok(cg) = self.cgroup(&st)
+                && cg.exists()
+            {
+                cg.kill_all();
+                let _ = cg.destroy();
+            }
         }
         Ok(st)
     }

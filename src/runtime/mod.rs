@@ -42,7 +42,8 @@ pub mod watch;
 pub use error::{Result, RuntimeError};
 pub use logs::{LogEntry, LogOptions, Logs, Stream};
 pub use manager::{
-    ExecProcess, ExecRequest, ExitInfo, NetStats, ProcessInfo, Runtime, Stats, StdioMode, Top,
+    ExecProcess, ExecRequest, ExitInfo, MONITOR_GONE_EXIT_UNKNOWN, NetStats, ProcessInfo, Runtime,
+    Stats, StdioMode, Top, unmonitored,
 };
 pub use request::{
     BindMount, CreateRequest, NetworkMode, RestartPolicy, Rootfs, SeccompChoice, TmpfsMount,

@@ -176,7 +176,7 @@ pub fn main(args: &[OsString]) -> i32 {
             .unwrap_or("")
             .to_string(),
     ) else {
-        println!("err bad container id");
+        report("err bad container id");
         return 2;
     };
     let start_now = args.get(3).and_then(|s| s.to_str()) == Some("start");
@@ -185,7 +185,7 @@ pub fn main(args: &[OsString]) -> i32 {
         Ok(sys::Forked::Parent(_)) => return 0,
         Ok(sys::Forked::Child) => {}
         Err(e) => {
-            println!("err fork: {e}");
+            report(&format!("err fork: {e}"));
             return 1;
         }
     }
@@ -196,17 +196,25 @@ pub fn main(args: &[OsString]) -> i32 {
     let dir = ContainerDir::new(&root, &id);
     match Monitor::new(dir, start_now) {
         Ok(mut m) => {
-            println!("ok {}", m.state.pid);
-            let _ = std::io::stdout().flush();
+            report(&format!("ok {}", m.state.pid));
             detach_stdio(&m.dir);
             m.run_loop();
             0
         }
         Err(e) => {
-            println!("err {e}");
+            report(&format!("err {e}"));
             1
         }
     }
+}
+
+/// Tells the spawner how the start went. The spawner may be gone (killed mid-`run`): the
+/// monitor must then carry on with its container, so a write error is no error here (`println!`
+/// would panic on the broken pipe and take the monitor down, orphaning the container).
+fn report(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 fn detach_stdio(dir: &ContainerDir) {

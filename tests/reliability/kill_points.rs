@@ -116,3 +116,104 @@ fn runs_killed_at_random_points_leave_whole_containers_or_none() {
     eprintln!("run kill points: {fig:?} (span {span:?})");
     assert!(fig.kills_landed > 0, "no kill landed mid-run");
 }
+
+#[test]
+fn removes_killed_at_random_points_leave_whole_containers_or_none() {
+    let Some((mut root, image, mut rng)) = start("rm") else {
+        return;
+    };
+    root.ok(&["run", "-d", "--name", "calibrate", &image, "sleep", "1000"]);
+    let span = timed(|| {
+        root.ok(&["rm", "-f", "calibrate"]);
+    });
+    let mut fig = Figures::default();
+    for i in 0..12 {
+        let name = format!("r{i}");
+        root.ok(&["run", "-d", "--name", &name, &image, "sleep", "1000"]);
+        let child = root.spawn(&["rm", "-f", &name]);
+        fig.trials += 1;
+        if kill_after(child, rng.below(span * 2)) {
+            fig.kills_landed += 1;
+        }
+        settle(&mut root, &[name], &mut fig);
+    }
+    let out = root.ok(&["run", "--rm", &image, "echo", "alive"]);
+    assert_eq!(out, "alive\n");
+    eprintln!("rm kill points: {fig:?} (span {span:?})");
+    assert!(fig.kills_landed > 0, "no kill landed mid-rm");
+}
+
+#[test]
+fn prunes_killed_at_random_points_leave_whole_containers_or_none() {
+    let Some((mut root, image, mut rng)) = start("prune") else {
+        return;
+    };
+    let make = |root: &Root, names: &[String]| {
+        for n in names {
+            root.ok(&["run", "--name", n, &image, "true"]);
+        }
+    };
+    let calib: Vec<String> = (0..3).map(|i| format!("c{i}")).collect();
+    make(&root, &calib);
+    let span = timed(|| {
+        root.ok(&["container", "prune", "-f"]);
+    });
+    let mut fig = Figures::default();
+    for i in 0..10 {
+        let names: Vec<String> = (0..3).map(|j| format!("p{i}-{j}")).collect();
+        make(&root, &names);
+        let child = root.spawn(&["container", "prune", "-f"]);
+        fig.trials += 1;
+        if kill_after(child, rng.below(span * 2)) {
+            fig.kills_landed += 1;
+        }
+        settle(&mut root, &names, &mut fig);
+    }
+    eprintln!("prune kill points: {fig:?} (span {span:?})");
+    assert!(fig.kills_landed > 0, "no kill landed mid-prune");
+}
+
+#[test]
+fn builds_killed_at_random_points_leave_a_consistent_store_and_no_build_container() {
+    let Some((mut root, image, mut rng)) = start("build") else {
+        return;
+    };
+    let ctx = tempfile::Builder::new()
+        .prefix("berth-rel-ctx-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN echo one > /one\nRUN echo two > /two && sleep 0.1\n"),
+    )
+    .unwrap();
+    let c = ctx.path().to_str().unwrap();
+    let span = timed(|| {
+        root.ok(&["build", "--no-cache", "-q", "-t", "rel-build:calibrate", c]);
+    });
+    let mut fig = Figures::default();
+    let mut orphans = 0;
+    for i in 0..10 {
+        let tag = format!("rel-build:k{i}");
+        let child = root.spawn(&["build", "--no-cache", "-q", "-t", &tag, c]);
+        fig.trials += 1;
+        if kill_after(child, rng.below(span * 2)) {
+            fig.kills_landed += 1;
+        }
+        // The RUN container of a killed builder is debris: the check finds, the repair removes it.
+        root.check(false);
+        let report = root.check(true);
+        orphans += report["orphan_build_containers"].as_array().unwrap().len();
+        assert!(
+            root.containers().is_empty(),
+            "build containers left after a repair"
+        );
+        settle(&mut root, &[], &mut fig);
+    }
+    // The store still builds, and what it builds runs.
+    root.ok(&["build", "--no-cache", "-q", "-t", "rel-build:after", c]);
+    let out = root.ok(&["run", "--rm", "rel-build:after", "cat", "/one", "/two"]);
+    assert_eq!(out, "one\ntwo\n");
+    eprintln!("build kill points: {fig:?}, {orphans} orphaned RUN containers (span {span:?})");
+    assert!(fig.kills_landed > 0, "no kill landed mid-build");
+}

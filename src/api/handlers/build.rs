@@ -166,7 +166,12 @@ impl Dispatcher {
             additional_gids: req.additional_gids.clone(),
             hostname: Some(id[..12].to_owned()),
             network: runtime::NetworkMode::None,
-            record: serde_json::json!({ "name": format!("build-{}", &id[..12]), "build": req.place }),
+            record: serde_json::json!({
+                "name": format!("build-{}", &id[..12]),
+                "build": req.place,
+                // `system check` removes the build containers of a builder that is gone.
+                "builder_pid": std::process::id(),
+            }),
             ..Default::default()
         };
         let rt = self.runtime().clone();

@@ -106,9 +106,33 @@ pub(crate) fn api_state(st: &runtime::State) -> ContainerState {
         {
             ContainerState::Restarting
         }
-        Status::Stopped if st.exit_code.is_none() => ContainerState::Created,
+        // Never ran (or its start failed): still created. A container that ran has exited,
+        // also when its exit status is unknown (its monitor died).
+        Status::Stopped if st.exit_code.is_none() && st.started.is_none() => {
+            ContainerState::Created
+        }
         Status::Stopped => ContainerState::Exited,
     }
+}
+
+/// The exit code to show: the recorded one; -1 for a container that exited with its status
+/// unknown (its monitor died; the error says so), never a made-up 0; 0 before any exit.
+pub(crate) fn shown_exit_code(st: &runtime::State) -> i32 {
+    match (st.exit_code, api_state(st)) {
+        (Some(c), _) => c,
+        (None, ContainerState::Exited) => -1,
+        (None, _) => 0,
+    }
+}
+
+/// The error to show: the recorded one, or that the container runs without its monitor.
+pub(crate) fn shown_error(st: &runtime::State) -> String {
+    if runtime::unmonitored(st) {
+        return "the container's monitor is gone: it runs unmonitored (stop and rm work; its \
+                exit status will be unknown)"
+            .into();
+    }
+    st.error.clone().unwrap_or_default()
 }
 
 /// Removes a container's snapshot. It is renamed out of the way at once, to a trash name that
@@ -830,7 +854,7 @@ impl Dispatcher {
             && !matches!(st.status, Status::Running | Status::Paused)
             && st.monitor_pid.is_none()
         {
-            return Ok(Reply::ExitCode(st.exit_code.unwrap_or(0)));
+            return Ok(Reply::ExitCode(shown_exit_code(&st)));
         }
         let root = self.runtime().root().to_owned();
         self.blocking(move |rt| {
@@ -996,8 +1020,8 @@ impl Dispatcher {
                 "OOMKilled": st.oom_killed,
                 "Dead": false,
                 "Pid": if state.is_alive() { st.pid } else { 0 },
-                "ExitCode": st.exit_code.unwrap_or(0),
-                "Error": st.error.clone().unwrap_or_default(),
+                "ExitCode": shown_exit_code(&st),
+                "Error": shown_error(&st),
                 "StartedAt": st.started.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
                 "FinishedAt": st.finished.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             },
@@ -1506,6 +1530,8 @@ mod tests {
 #[derive(Debug, Default, Clone, Serialize)]
 pub(crate) struct ContainerDebris {
     pub half_containers: Vec<String>,
+    /// RUN containers of a build whose builder is gone.
+    pub orphan_build_containers: Vec<String>,
     pub orphan_snapshots: Vec<PathBuf>,
     pub orphan_networks: Vec<String>,
 }
@@ -1541,6 +1567,21 @@ impl Dispatcher {
                 Err(_) => false,
             };
             if !half {
+                let record = rt.record(&id).unwrap_or_default();
+                let builder = record["builder_pid"].as_i64().unwrap_or(0) as i32;
+                let builder_gone = builder != std::process::id() as i32
+                    && (builder <= 0 || !runtime::state::alive(builder, 0));
+                if record.get("build").is_some() && builder_gone {
+                    d.orphan_build_containers.push(name.clone());
+                    if repair {
+                        match rt.remove(&id, true) {
+                            Ok(()) | Err(RuntimeError::NotFound { .. }) => {}
+                            Err(e) => {
+                                return Err(runtime_error("removing a build container", e));
+                            }
+                        }
+                    }
+                }
                 continue;
             }
             d.half_containers.push(name.clone());

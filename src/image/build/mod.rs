@@ -948,7 +948,12 @@ impl Builder {
         let dir = store
             .root()
             .join("build-tmp")
-            .join(format!("{:016x}", rand::random::<u64>()));
+            // The builder's pid first: `system check` knows the scratch of a builder that is gone.
+            .join(format!(
+                "{}-{:016x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
         let (upper, work) = (dir.join("upper"), dir.join("work"));
         for d in [&upper, &work] {
             std::fs::create_dir_all(d).map_err(|e| ImageError::io("create", d, e))?;

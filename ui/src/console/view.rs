@@ -1116,7 +1116,10 @@ pub fn status_text(c: &ContainerSummary, now: i64) -> String {
         ContainerState::Restarting => "Restarting".into(),
         ContainerState::Created => "Created".into(),
         ContainerState::Exited | ContainerState::Dead => {
-            let code = c.exit_code.map(|e| format!(" ({e})")).unwrap_or_default();
+            // Unknown when the container's monitor died: said so, not a made-up 0.
+            let code = c
+                .exit_code
+                .map_or_else(|| " (unknown)".to_owned(), |e| format!(" ({e})"));
             let oom = if c.oom_killed { " OOM" } else { "" };
             let ago = c
                 .finished_at

@@ -276,7 +276,9 @@ pub(crate) fn status_text(c: &ContainerSummary, now: i64) -> String {
         ),
         ContainerState::Exited => format!(
             "Exited ({}){}",
-            c.exit_code.unwrap_or(0),
+            // Unknown when the container's monitor died: said so, not a made-up 0.
+            c.exit_code
+                .map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
             ago(c.finished_at).unwrap_or_default()
         ),
         ContainerState::Dead => "Dead".into(),
