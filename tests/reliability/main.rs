@@ -12,3 +12,4 @@ mod support;
 
 mod harness;
 mod kill_points;
+mod monitor_death;
