@@ -215,6 +215,9 @@ pub struct CreateRequest {
     pub record: serde_json::Value,
 }
 
+/// The smallest memory limit a container may have (Docker's): below it the init cannot start.
+pub const MIN_MEMORY: i64 = 6 << 20;
+
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn m(dest: &str, kind: &str, src: &str, opts: &[&str]) -> Mount {
@@ -300,11 +303,23 @@ impl CreateRequest {
     }
 
     /// The OCI spec for this request, with Docker's defaults.
+    ///
+    /// A memory limit below [`MIN_MEMORY`] is refused.
     pub fn to_spec(&self, rootfs_mountpoint: &std::path::Path) -> Result<Spec> {
         let id = self.id()?;
         if self.args.is_empty() {
             return Err(RuntimeError::BadRequest(format!(
                 "container {id}: no command"
+            )));
+        }
+        if let Some(m) = self.memory
+            && m > 0
+            && m < MIN_MEMORY
+        {
+            // The kernel takes any limit, then the OOM killer ends the init before it is ready:
+            // an unclear failure, refused here instead (Docker's minimum).
+            return Err(RuntimeError::BadRequest(format!(
+                "container {id}: memory limit {m} bytes is below the minimum of 6 MiB"
             )));
         }
         if self.auto_remove && self.restart != RestartPolicy::No {
@@ -618,6 +633,18 @@ mod tests {
             Some(seccomp::DEFAULT)
         );
         assert_eq!(s.hostname.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn memory_below_the_minimum_is_refused() {
+        let mut r = req();
+        r.memory = Some(1024);
+        match r.to_spec(std::path::Path::new("/x")) {
+            Err(RuntimeError::BadRequest(m)) => assert!(m.contains("below the minimum"), "{m}"),
+            other => panic!("expected a bad request, got {other:?}"),
+        }
+        r.memory = Some(MIN_MEMORY);
+        assert!(r.to_spec(std::path::Path::new("/x")).is_ok());
     }
 
     #[test]

@@ -242,6 +242,19 @@ impl Root {
         leaks
     }
 
+    /// [`Root::host_leaks`] once the monitors of auto-removed containers, which tear down after
+    /// `run --rm` returns, are done (polled up to 20 s).
+    pub fn host_leaks_settled(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let leaks = self.host_leaks();
+            if leaks.is_empty() || Instant::now() > deadline {
+                return leaks;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Force-removes every container the engine lists.
     pub fn remove_all(&mut self) {
         for c in self.containers() {

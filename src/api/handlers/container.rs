@@ -480,7 +480,9 @@ impl Dispatcher {
             )),
         };
         if result.is_err() {
-            discard_snapshot(snapshot_dir);
+            // A snapshot nothing ran on is small: removed before the error is returned (in the
+            // background, a one-shot CLI would exit first and leave it behind).
+            let _ = std::fs::remove_dir_all(&snapshot_dir);
         }
         drop(lock);
         result
