@@ -435,6 +435,20 @@ impl ImageStore {
                     }
                     registry_error(r, e)
                 })?;
+            // A registry whose Content-Length is not the size the manifest lists sends a body
+            // that cannot be the blob (cut short, or cut off): refused before a byte is kept.
+            if let Some(n) = stream.content_length
+                && n != l.size
+            {
+                if let Some(s) = &staging {
+                    self.layers.discard(s);
+                }
+                return Err(ImageError::SizeMismatch {
+                    digest: l.digest.clone(),
+                    expected: l.size,
+                    actual: n,
+                });
+            }
             // Two consumers of the download: the blob writer (hash, write, fsync as soon as
             // the last byte is in) and the unpacker (decompress, hash, extract). The writer gets
             // every byte even if the unpacker stops early, so the digest verdict comes first.

@@ -13,6 +13,9 @@ use crate::registry::{Comp, Entry, layer, tar_of};
 struct Served {
     /// Cut the first N layer responses off halfway (a dropped connection).
     cut_first: usize,
+    /// Added to the layer's Content-Length (the body stays whole): a registry that lies about
+    /// the length, shorter or longer than what it sends.
+    length_lie: i64,
     manifest: Vec<u8>,
     config: Vec<u8>,
     config_digest: String,
@@ -56,10 +59,15 @@ fn serve(s: Served) -> String {
             } else {
                 ("404 Not Found", "application/json", b"{}")
             };
+            let lie = if path.ends_with(&s.layer_digest) {
+                s.length_lie
+            } else {
+                0
+            };
             let _ = write!(
                 conn,
                 "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
+                body.len() as i64 + lie
             );
             let mut body = body;
             if path.ends_with(&s.layer_digest) && method != "HEAD" {
@@ -104,6 +112,7 @@ async fn corrupt_blob_is_refused_with_a_digest_error_and_leaves_nothing() {
     corrupt[mid] ^= 0xff;
     let addr = serve(Served {
         cut_first: 0,
+        length_lie: 0,
         manifest,
         config,
         config_digest: config_digest.to_string(),
@@ -172,6 +181,7 @@ async fn a_dropped_layer_download_is_retried() {
     .unwrap();
     let addr = serve(Served {
         cut_first: 1,
+        length_lie: 0,
         manifest,
         config,
         config_digest: config_digest.to_string(),
@@ -194,5 +204,139 @@ async fn a_dropped_layer_download_is_retried() {
             .join("images/blobs/sha256")
             .join(l.digest.hex())
             .is_file()
+    );
+}
+
+/// A registry that sends a wrong Content-Length for a layer, shorter and then longer than the
+/// body: a typed error each time, no blob or layer stored, and the same pull from a registry
+/// that tells the truth works into the same store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_content_length_is_a_typed_error_and_a_retry_from_a_true_registry_works() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let l = layer(
+        tar_of(&[Entry::File("f", &vec![5u8; 200_000], 0o644)]),
+        Comp::Gzip,
+    );
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [l.diff_id.to_string()]},
+    }))
+    .unwrap();
+    let config_digest = berth::image::Digest::of(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.blob.len()}],
+    }))
+    .unwrap();
+    let server = |lie: i64| {
+        serve(Served {
+            cut_first: 0,
+            length_lie: lie,
+            manifest: manifest.clone(),
+            config: config.clone(),
+            config_digest: config_digest.to_string(),
+            layer_digest: l.digest.to_string(),
+            layer: l.blob.clone(),
+        })
+    };
+    let tmp = crate::registry::tempdir();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let nothing_stored = |what: &str| {
+        assert!(
+            !tmp.path()
+                .join("images/blobs/sha256")
+                .join(l.digest.hex())
+                .exists(),
+            "{what}: a blob under the claimed digest"
+        );
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("images/ingest"))
+                .unwrap()
+                .count(),
+            0,
+            "{what}: a temp blob left"
+        );
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("layers"))
+                .unwrap()
+                .count(),
+            0,
+            "{what}: a layer dir left"
+        );
+        assert!(
+            store.list(&|_| 0).unwrap().is_empty(),
+            "{what}: an image recorded"
+        );
+    };
+    let size = l.blob.len() as u64;
+    // Shorter: the body would be cut short where the header says.
+    let short = server(-1000);
+    let err = store
+        .pull(
+            &Reference::parse(&format!("{short}/lying/short:v1")).unwrap(),
+            None,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        ImageError::SizeMismatch {
+            digest,
+            expected,
+            actual,
+        } => {
+            assert_eq!(digest, &l.digest);
+            assert_eq!(*expected, size);
+            assert_eq!(*actual, size - 1000);
+        }
+        other => panic!("expected a size mismatch, got {other}"),
+    }
+    nothing_stored("short length");
+    // Longer: the connection would end before the promised bytes.
+    let long = server(1000);
+    let err = store
+        .pull(
+            &Reference::parse(&format!("{long}/lying/long:v1")).unwrap(),
+            None,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        ImageError::SizeMismatch {
+            digest,
+            expected,
+            actual,
+        } => {
+            assert_eq!(digest, &l.digest);
+            assert_eq!(*expected, size);
+            assert_eq!(*actual, size + 1000);
+        }
+        other => panic!("expected a size mismatch, got {other}"),
+    }
+    nothing_stored("long length");
+    // A registry that tells the truth: the same image pulls into the same store.
+    let honest = server(0);
+    let id = store
+        .pull(
+            &Reference::parse(&format!("{honest}/lying/short:v1")).unwrap(),
+            None,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(id, config_digest);
+    assert!(
+        tmp.path()
+            .join("images/blobs/sha256")
+            .join(l.digest.hex())
+            .is_file()
+    );
+    eprintln!(
+        "wrong Content-Length: 2 lies (-1000, +1000 bytes) refused, retry from a true registry pulled"
     );
 }
