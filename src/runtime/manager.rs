@@ -671,10 +671,29 @@ impl Runtime {
         r.state.ok_or_else(|| monitor_err(id, "no state in reply"))
     }
 
+    /// Whether the container is "creating" with nobody left to finish it: no monitor recorded
+    /// and none listening on its socket (its creator was killed before the monitor started).
+    /// A monitor whose spawner died still finishes the creation: that is not abandoned.
+    pub fn creation_abandoned(&self, st: &State) -> bool {
+        st.status == Status::Creating
+            && st.monitor_pid.is_none()
+            && super::sockpath::connect(&self.dir(&st.id).socket()).is_err()
+    }
+
     /// Remove a container. A running (or paused) one is refused unless `force`, which kills it.
     pub fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
         let dir = self.dir(id);
-        let st = self.state(id)?;
+        let mut st = self.state(id)?;
+        // A monitor still setting the container up (its spawner was killed mid-create) records
+        // its state in a moment: removing under it would leave its cgroup and init behind.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while st.status == Status::Creating
+            && !self.creation_abandoned(&st)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            st = self.state(id)?;
+        }
         let live = matches!(st.status, Status::Running | Status::Paused);
         if live && !force {
             return Err(RuntimeError::WrongState {

@@ -1565,7 +1565,7 @@ impl Dispatcher {
             };
             let half = match rt.state(&id) {
                 Err(RuntimeError::NotFound { .. }) => true,
-                Ok(st) => st.status == Status::Creating && st.monitor_pid.is_none(),
+                Ok(st) => rt.creation_abandoned(&st),
                 Err(_) => false,
             };
             if !half {
