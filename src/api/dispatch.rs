@@ -37,6 +37,30 @@ pub struct Dispatcher {
     runtime: crate::runtime::Runtime,
     execs: std::sync::Arc<crate::api::handlers::container::Execs>,
     watching: std::sync::OnceLock<()>,
+    /// Background deletions (removed containers' snapshots), finished before the engine goes.
+    pending: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Dispatcher {
+    /// A one-shot CLI command ends right after `rm`: its snapshot deletion must not be cut off
+    /// half-way (up to a minute; what is left then is trash `system check --repair` removes).
+    fn drop(&mut self) {
+        let pending = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        for h in pending {
+            while !h.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
 }
 
 impl Dispatcher {
@@ -57,7 +81,18 @@ impl Dispatcher {
             runtime,
             execs: Default::default(),
             watching: std::sync::OnceLock::new(),
+            pending: Default::default(),
         }
+    }
+
+    /// Run `f` on a thread of its own, waited for (bounded) when the dispatcher is dropped.
+    pub(crate) fn in_background(&self, f: impl FnOnce() + Send + 'static) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.retain(|h| !h.is_finished());
+        pending.push(std::thread::spawn(f));
     }
 
     pub(crate) fn runtime(&self) -> &crate::runtime::Runtime {

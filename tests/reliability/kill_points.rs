@@ -14,6 +14,9 @@ struct Figures {
     kills_landed: usize,
     whole_after: usize,
     running_readopted: usize,
+    /// Debris `system check --repair` found and removed (half containers, orphan snapshots and
+    /// network attachments, stale temp files).
+    debris_repaired: usize,
 }
 
 /// The checks after one kill; `expect` are the names the interrupted command was about.
@@ -51,7 +54,16 @@ fn settle(root: &mut Root, expect: &[String], fig: &mut Figures) {
         root.ok(&["rm", &id]);
     }
     assert!(root.containers().is_empty(), "containers left after rm");
-    root.check(true);
+    let repaired = root.check(true);
+    for k in [
+        "stale_temp",
+        "half_layers",
+        "orphan_snapshots",
+        "half_containers",
+        "orphan_networks",
+    ] {
+        fig.debris_repaired += repaired[k].as_array().map_or(0, Vec::len);
+    }
     let report = root.check(false);
     for k in [
         "stale_temp",

@@ -137,9 +137,10 @@ pub(crate) fn shown_error(st: &runtime::State) -> String {
 
 /// Removes a container's snapshot. It is renamed out of the way at once, to a trash name that
 /// carries this process's pid, and deleted in the background: deleting an upper dir full of
-/// files is slow on some disks, and not on the caller's time. When the process ends first (a
-/// one-shot CLI command), `system check --repair` finds the trash of a process that is gone.
-pub(crate) fn discard_snapshot(dir: PathBuf) {
+/// files is slow on some disks, and not on the caller's time (the dispatcher waits for it when
+/// it is dropped). Should the process end first anyway, `system check --repair` finds the trash
+/// of a process that is gone.
+fn discard_snapshot(d: &Dispatcher, dir: PathBuf) {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
         return;
     };
@@ -153,7 +154,7 @@ pub(crate) fn discard_snapshot(dir: PathBuf) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
         Err(_) => dir,
     };
-    std::thread::spawn(move || {
+    d.in_background(move || {
         let _ = std::fs::remove_dir_all(doomed);
     });
 }
@@ -785,7 +786,7 @@ impl Dispatcher {
         .await?;
         self.network_detach(&removed)?;
         if let Some(s) = snapshot {
-            discard_snapshot(s);
+            discard_snapshot(self, s);
         }
         Ok(Reply::Done)
     }
