@@ -148,3 +148,59 @@ fn a_killed_monitor_is_reported_and_its_container_stays_controllable() {
     );
     eprintln!("monitor death: 3 containers, {faults} processes killed, all controllable");
 }
+
+/// Regression: a monitor whose spawner is gone before it reports (a `run` or `start` killed at
+/// that moment) carries on with its container. It used to panic on the broken pipe and leave
+/// the container unmonitored. Here the monitor is started the way `start` does, with its
+/// report pipe already closed.
+#[test]
+fn a_monitor_whose_spawner_is_gone_carries_on() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let image = crate::images::busybox_image();
+    let root = Root::new();
+    root.ok(&["pull", &image]);
+    root.ok(&[
+        "create",
+        "--name",
+        "orphaned",
+        "--network",
+        "none",
+        &image,
+        "sleep",
+        "1000",
+    ]);
+    root.ok(&["stop", "-t", "1", "orphaned"]);
+    let id = inspect(&root, "orphaned")["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let st = std::process::Command::new(crate::support::berth_bin())
+        .arg("__monitor")
+        .arg(root.path())
+        .arg(&id)
+        .arg("start")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st}");
+    wait_for("the container to run", Duration::from_secs(10), || {
+        inspect(&root, "orphaned")["State"]["Status"] == "running"
+    });
+    let monitor = monitor_of(&root, &id);
+    // The report comes right after the state is saved as running: a monitor that died of it
+    // is gone (or a zombie) by now, its container unmonitored (checked without the fix).
+    let c = inspect(&root, "orphaned");
+    assert!(!gone(monitor), "the monitor died: {c:#}");
+    assert_eq!(c["State"]["Error"], "", "{c:#}");
+    // Controlled through its monitor: stop records a real exit code.
+    root.ok(&["stop", "-t", "1", "orphaned"]);
+    let c = inspect(&root, "orphaned");
+    assert_eq!(c["State"]["Status"], "exited", "{c:#}");
+    assert_eq!(c["State"]["ExitCode"], 137, "{c:#}");
+    root.ok(&["rm", "orphaned"]);
+}
