@@ -328,7 +328,11 @@ impl Runtime {
             .append(true)
             .open(dir.dir.join("monitor.log"))
             .ctx("open", dir.dir.join("monitor.log"))?;
-        let mut cmd = Command::new(&self.exe);
+        // From a sealed image at once: the monitor does not re-execute itself.
+        let (mut cmd, _seal) = match super::seal::sealed_command(&self.exe) {
+            Some((c, fd)) => (c, Some(fd)),
+            None => (Command::new(&self.exe), None),
+        };
         cmd.arg("__monitor")
             .arg(&self.root)
             .arg(dir.id.as_str())
@@ -846,7 +850,10 @@ impl Runtime {
             });
         }
         let json = serde_json::to_string(req).expect("serialisable");
-        let mut cmd = Command::new(&self.exe);
+        let (mut cmd, _seal) = match super::seal::sealed_command(&self.exe) {
+            Some((c, fd)) => (c, Some(fd)),
+            None => (Command::new(&self.exe), None),
+        };
         cmd.arg("__exec")
             .arg(&self.root)
             .arg(id.as_str())
