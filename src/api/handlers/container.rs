@@ -554,6 +554,7 @@ impl Dispatcher {
                 .or_else(|| img.stop_signal.clone()),
             stop_timeout: config.stop_timeout,
             auto_remove: config.auto_remove,
+            remove_with: vec![snapshot_dir.to_owned()],
             annotations: Default::default(),
             record: serde_json::to_value(&record)
                 .map_err(|e| ApiError::engine("recording the container", e))?,
