@@ -311,7 +311,9 @@ impl Monitor {
 
     fn save(&mut self) -> Result<()> {
         let _g = self.dir.lock()?;
-        self.dir.write_state(&mut self.state)
+        // Not fsynced for an auto-removed container (see `Runtime::create`).
+        self.dir
+            .write_state_with(&mut self.state, !self.opts.auto_remove)
     }
 
     fn launch(&mut self, start_now: bool) -> Result<()> {
@@ -796,17 +798,29 @@ impl Monitor {
                     oom_killed: self.state.oom_killed,
                 };
                 let _ = std::fs::create_dir_all(&exits);
-                let _ = super::state::write_atomic(
+                // Not fsynced: it serves a waiter within seconds, and a crash takes the
+                // waiter with it.
+                let _ = super::state::write_atomic_volatile(
                     &exits.join(format!("{}.json", self.dir.id.as_str())),
                     &serde_json::to_vec(&info).unwrap_or_default(),
                 );
             }
-            let _g = self.dir.lock();
-            let _ = std::fs::remove_dir_all(&self.dir.dir);
+            // The container is gone the moment its directory leaves containers/ (one rename,
+            // which is what a `--rm` waiter waits for); deleting the files happens after,
+            // off everyone's critical path.
+            let g = self.dir.lock();
+            let trashed = super::manager::move_to_trash(&self.dir.dir);
+            drop(g);
             // Its network too (namespace, veth, address, published ports), when the API layer
             // prepared one: no engine may be running to do it.
             if let Some(root) = self.dir.dir.parent().and_then(|d| d.parent()) {
                 super::net::detach_if_attached(root, self.dir.id.as_str());
+            }
+            if let Some(t) = trashed {
+                let _ = std::fs::remove_dir_all(t);
+            }
+            for d in &self.opts.remove_with {
+                let _ = std::fs::remove_dir_all(d);
             }
         }
     }

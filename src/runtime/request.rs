@@ -143,6 +143,9 @@ pub struct MonitorOptions {
     /// Send the pty master to this runc-style console socket instead of keeping it.
     #[serde(default)]
     pub console_socket: Option<PathBuf>,
+    /// With `auto_remove`: more directories to delete with the container.
+    #[serde(default)]
+    pub remove_with: Vec<PathBuf>,
 }
 
 /// Everything needed to create a container.
@@ -208,6 +211,10 @@ pub struct CreateRequest {
     pub stop_timeout: Option<u32>,
     #[serde(default)]
     pub auto_remove: bool,
+    /// Directories the container owns outside its state directory (its snapshot: overlay
+    /// upper and work dirs), deleted with it when it is auto-removed.
+    #[serde(default)]
+    pub remove_with: Vec<PathBuf>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// Opaque to the runtime: stored at create, returned by list/inspect.
@@ -299,6 +306,11 @@ impl CreateRequest {
             auto_remove: self.auto_remove,
             open_stdin: self.open_stdin,
             console_socket: None,
+            remove_with: if self.auto_remove {
+                self.remove_with.clone()
+            } else {
+                Vec::new()
+            },
         })
     }
 

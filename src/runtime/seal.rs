@@ -131,6 +131,25 @@ fn memfd_seal() -> Result<OwnedFd> {
     Ok(mem)
 }
 
+/// A command that runs the binary `exe` straight from a sealed image, so the helper it
+/// starts (monitor, exec helper) does not have to re-execute itself once more: one exec of
+/// the binary instead of two. The seal is the detached read-only bind mount of `exe`; the
+/// returned fd must stay open until the command has been spawned (the child execs
+/// `/proc/self/fd/N`, which it inherited). `None` where that seal is not available: spawn
+/// `exe` itself then, and it seals itself as before.
+///
+/// Fork-without-exec is not involved: `std::process::Command` forks (or vforks) and execs at
+/// once, which is safe from the multi-threaded engine.
+pub fn sealed_command(exe: &std::path::Path) -> Option<(std::process::Command, OwnedFd)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let path = CString::new(exe.as_os_str().as_bytes()).ok()?;
+    let fd = sys::open_tree_readonly(&path).ok()?;
+    let mut cmd = std::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    cmd.arg0(SEALED_ARGV0).env(HOST_EXE_ENV, exe);
+    Some((cmd, fd))
+}
+
 /// Re-execute the current invocation from a sealed image. Returns only on error.
 pub fn reexec_sealed(args: &[OsString]) -> RuntimeError {
     let host = std::fs::read_link("/proc/self/exe").unwrap_or_default();

@@ -217,6 +217,15 @@ impl ContainerDir {
         write_atomic(&self.state(), &data)
     }
 
+    /// Write the state atomically; fsynced when `durable`.
+    pub fn write_state_with(&self, st: &mut State, durable: bool) -> Result<()> {
+        if durable {
+            self.write_state(st)
+        } else {
+            self.write_state_volatile(st)
+        }
+    }
+
     /// Write the state atomically without fsync (transient containers).
     pub fn write_state_volatile(&self, st: &mut State) -> Result<()> {
         st.seq += 1;
@@ -239,7 +248,8 @@ pub fn write_atomic_volatile(path: &Path, data: &[u8]) -> Result<()> {
     write_atomic_with(path, data, false)
 }
 
-fn write_atomic_with(path: &Path, data: &[u8], durable: bool) -> Result<()> {
+/// Write via a temp file in the same directory and rename; fsynced first when `durable`.
+pub fn write_atomic_with(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp{}",

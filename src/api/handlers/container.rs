@@ -13,6 +13,7 @@ use crate::api::reply::{IoSession, OutputChunk, Reply};
 use crate::api::root::RootLock;
 use crate::api::types::*;
 use crate::image::SnapshotMode;
+use crate::runtime::net::Net;
 use crate::runtime::{self, RuntimeError, Status};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -326,10 +327,7 @@ impl Dispatcher {
     }
 
     pub(crate) fn record_of(&self, id: &runtime::ContainerId) -> Option<Record> {
-        self.runtime()
-            .record(id)
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok())
+        self.runtime().record_as(id)
     }
 
     /// Full id, unique id prefix, or name → the container's id.
@@ -368,6 +366,11 @@ impl Dispatcher {
     }
 
     fn summary(&self, st: &runtime::State) -> ContainerSummary {
+        self.summary_with(st, Net::open(self.root().path()).ok().as_ref())
+    }
+
+    /// [`Self::summary`] with the network state opened once for a whole list.
+    fn summary_with(&self, st: &runtime::State, net: Option<&Net>) -> ContainerSummary {
         let rec = self.record_of(&st.id);
         let state = api_state(st);
         ContainerSummary {
@@ -390,8 +393,8 @@ impl Dispatcher {
             },
             oom_killed: st.oom_killed,
             pid: (st.pid > 0 && state.is_alive()).then_some(st.pid as u32),
-            ports: self
-                .network_of(st.id.as_str())
+            ports: net
+                .and_then(|n| n.attachment(st.id.as_str()))
                 .map(|a| {
                     a.ports
                         .iter()
@@ -408,16 +411,24 @@ impl Dispatcher {
     }
 
     pub(crate) async fn container_list(&self, all: bool) -> Result<Reply, ApiError> {
-        let states = self
+        // One state at a time, straight into its summary: the list never holds every
+        // container's full state and record at once (the console's RSS with 1,000).
+        let net = Net::open(self.root().path()).ok();
+        let mut list: Vec<ContainerSummary> = self
             .runtime()
-            .list()
-            .map_err(|e| runtime_error("listing containers", e))?;
-        let mut list: Vec<ContainerSummary> = states
-            .iter()
-            .map(|st| self.summary(st))
-            .filter(|c| all || c.state.is_alive())
+            .list_map(|st| {
+                let c = self.summary_with(&st, net.as_ref());
+                (all || c.state.is_alive()).then_some(c)
+            })
+            .map_err(|e| runtime_error("listing containers", e))?
+            .into_iter()
+            .flatten()
             .collect();
         list.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
+        if list.len() >= 100 {
+            // Give the transient parse garbage back (glibc keeps freed pages otherwise).
+            crate::runtime::sys::release_free_memory();
+        }
         Ok(Reply::Containers(list))
     }
 
@@ -614,6 +625,7 @@ impl Dispatcher {
                 .or_else(|| img.stop_signal.clone()),
             stop_timeout: config.stop_timeout,
             auto_remove: config.auto_remove,
+            remove_with: vec![snapshot_dir.to_owned()],
             annotations: Default::default(),
             record: serde_json::to_value(&record)
                 .map_err(|e| ApiError::engine("recording the container", e))?,

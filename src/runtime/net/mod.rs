@@ -803,14 +803,26 @@ impl Net {
                 self.bridge_down(&n);
             }
         }
-        for r in self.chains.rules(&self.chains.dnat) {
-            if let Some(c) = nat::container_of(&r)
-                && !live.iter().any(|l| l.starts_with(c))
-            {
-                self.chains.delete(&self.chains.dnat, &r);
+        // One read of the nat table; iptables runs again only for what must change (an
+        // idle root costs one exec here, not eight).
+        match self.chains.snapshot() {
+            Ok(mut nat) => {
+                nat.dnat.retain(|r| match nat::container_of(r) {
+                    Some(c) if !live.iter().any(|l| l.starts_with(c)) => {
+                        self.chains.delete(&self.chains.dnat, r);
+                        false
+                    }
+                    _ => true,
+                });
+                if nat.dnat.is_empty()
+                    && nat.post.is_empty()
+                    && (nat.chains_exist || nat.jumps_exist)
+                {
+                    let _ = self.chains.remove();
+                }
             }
+            Err(_) => self.remove_chains_if_unused(),
         }
-        self.remove_chains_if_unused();
         gone.sort();
         gone.dedup();
         Ok(gone)

@@ -202,16 +202,64 @@ impl Chains {
         let Ok(out) = iptables("nat", &["-S", chain]) else {
             return Vec::new();
         };
-        out.lines()
-            .filter_map(|l| {
-                let words: Vec<String> = l
-                    .split_whitespace()
-                    .map(|w| w.trim_matches('"').to_owned())
-                    .collect();
-                (words.len() > 2 && words[0] == "-A").then(|| words[2..].to_vec())
-            })
-            .collect()
+        parse_rules(&out, chain)
     }
+
+    /// This root's part of the whole nat table, read with one `iptables -S` (instead of one
+    /// call per chain and per jump: a sweep runs at every container create).
+    pub fn snapshot(&self) -> Result<NatSnapshot, NetError> {
+        Ok(self.snapshot_of(&iptables("nat", &["-S"])?))
+    }
+
+    /// [`Chains::snapshot`] from `iptables -t nat -S` output.
+    pub fn snapshot_of(&self, out: &str) -> NatSnapshot {
+        let ours = |c: &str| c == self.dnat || c == self.post;
+        let mut chains_exist = false;
+        let mut jumps_exist = false;
+        for l in out.lines() {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            match w.as_slice() {
+                ["-N", c, ..] if ours(c) => chains_exist = true,
+                ["-A", c, rest @ ..] if !ours(c) => {
+                    jumps_exist |= rest.windows(2).any(|p| p[0] == "-j" && ours(p[1]));
+                }
+                _ => {}
+            }
+        }
+        NatSnapshot {
+            chains_exist,
+            jumps_exist,
+            dnat: parse_rules(out, &self.dnat),
+            post: parse_rules(out, &self.post),
+        }
+    }
+}
+
+/// What [`Chains::snapshot`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatSnapshot {
+    /// Either of the root's chains exists.
+    pub chains_exist: bool,
+    /// A built-in chain jumps into one of them.
+    pub jumps_exist: bool,
+    /// The rules of the DNAT chain, as [`Chains::rules`] gives them.
+    pub dnat: Vec<Vec<String>>,
+    /// The rules of the POST chain.
+    pub post: Vec<Vec<String>>,
+}
+
+/// The `-A CHAIN …` lines of `chain` in `iptables -S` output, split into words (quotes
+/// removed), without the leading `-A CHAIN`.
+fn parse_rules(out: &str, chain: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .filter_map(|l| {
+            let words: Vec<String> = l
+                .split_whitespace()
+                .map(|w| w.trim_matches('"').to_owned())
+                .collect();
+            (words.len() > 2 && words[0] == "-A" && words[1] == chain).then(|| words[2..].to_vec())
+        })
+        .collect()
 }
 
 /// The comment that ties a DNAT rule to its container.
@@ -223,4 +271,29 @@ pub fn comment_of(container: &str) -> String {
 pub fn container_of(rule: &[String]) -> Option<&str> {
     let i = rule.iter().position(|w| w == "--comment")?;
     rule.get(i + 1)?.strip_prefix("c:")
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_reads_this_roots_chains_from_the_whole_table() {
+        let c = Chains::new("abcd");
+        let out = "-P PREROUTING ACCEPT\n\
+-N BERTH-abcd\n\
+-N BERTH-abcd-POST\n\
+-N BERTH-ffff\n\
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment berth:abcd -j BERTH-abcd\n\
+-A BERTH-abcd -p tcp --dport 8080 -m comment --comment \"c:0123\" -j DNAT --to-destination 10.0.0.2:80\n\
+-A BERTH-ffff -p tcp --dport 1 -j DNAT --to-destination 10.1.0.2:1\n";
+        let s = c.snapshot_of(out);
+        assert!(s.chains_exist && s.jumps_exist);
+        assert_eq!(s.dnat.len(), 1);
+        assert_eq!(container_of(&s.dnat[0]), Some("0123"));
+        assert!(s.post.is_empty());
+
+        let idle = c.snapshot_of("-P PREROUTING ACCEPT\n-N BERTH-ffff\n-A OUTPUT -j BERTH-ffff\n");
+        assert_eq!(idle, NatSnapshot::default());
+    }
 }
