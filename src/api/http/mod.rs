@@ -7,7 +7,8 @@
 //! - `error`: `ApiError` → Docker's status codes and `{"message"}` bodies.
 //! - `docker/`: the Docker JSON shapes and their mapping to and from the engine's types.
 //! - `stream`: stdcopy framing, JSON-lines bodies, the 101 UPGRADED hijack.
-//! - `routes/`: one file per object kind (system, containers, exec, images, events, misc).
+//! - `routes/`: one file per object kind (system, containers, exec, images, networks, volumes,
+//!   events, misc).
 //!
 //! Each connection's peer credentials become the policy subject of every request on it; the
 //! dispatcher decides and audits. The API cannot ask for confirmation, so `confirm` rules refuse.
