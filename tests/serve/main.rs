@@ -152,24 +152,41 @@ impl Serve {
 
 impl Drop for Serve {
     fn drop(&mut self) {
+        // What a test made, also when it failed: containers (monitors, cgroups, network
+        // namespaces) and networks (bridges, NAT rules) live outside the temp dir.
+        if self.root.exists() && matches!(self.child.try_wait(), Ok(None)) {
+            let ids = try_run(self.cmd(&["ps", "-aq"]))
+                .map(|o| text(&o.stdout))
+                .unwrap_or_default();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                let _ = try_run(self.cmd(&args));
+            }
+            let _ = try_run(self.cmd(&["network", "prune", "-f"]));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn run(mut c: Command) -> Output {
+/// Run a command to its end (or for T at most), its output captured.
+fn try_run(mut c: Command) -> Option<Output> {
     let child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .ok()?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    rx.recv_timeout(T)
-        .expect("the docker CLI did not finish")
-        .unwrap()
+    rx.recv_timeout(T).ok()?.ok()
+}
+
+fn run(c: Command) -> Output {
+    try_run(c).expect("the docker CLI did not start or did not finish")
 }
 
 fn text(b: &[u8]) -> String {
@@ -1023,4 +1040,362 @@ fn berth_cli_and_console_drive_a_running_serve() {
     t.wait_for("the removal", Duration::from_secs(20), |sc| {
         !sc.contains("from-docker")
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Networks, published ports and volumes.
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The shell of a container that serves `text` over HTTP on port 80 (busybox httpd).
+fn httpd(text: &str) -> String {
+    format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www")
+}
+
+#[test]
+fn docker_network_create_ls_inspect_rm_and_containers_reach_each_other_by_name() {
+    if !support::require_root() {
+        return;
+    }
+    let image = test_image();
+    let s = Serve::start(None);
+    ok(&s.docker(&["pull", &image]));
+    let id = ok(&s.docker(&["network", "create", "--label", "team=a", "app-net"]));
+    assert_eq!(id.trim().len(), 64, "{id}");
+    // Refused, not ignored: what berth's bridge networks cannot be.
+    let err = refused(&s.docker(&["network", "create", "--internal", "sealed"]));
+    assert!(err.contains("--internal"), "{err}");
+    let err = refused(&s.docker(&["network", "create", "app-net"]));
+    assert!(err.contains("already exists"), "{err}");
+
+    let ls = ok(&s.docker(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]));
+    let mut lines: Vec<&str> = ls.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "app-net bridge local",
+            "bridge bridge local",
+            "host host local",
+            "none null local"
+        ]
+    );
+    let labelled = ok(&s.docker(&["network", "ls", "-q", "--filter", "label=team=a"]));
+    assert_eq!(labelled.trim(), &id.trim()[..12]);
+    let custom = ok(&s.docker(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "-f",
+        "type=custom",
+    ]));
+    assert_eq!(custom.trim(), "app-net");
+
+    // A server known by its name and an alias, a client on the same network.
+    ok(&s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "app-net",
+        "--network-alias",
+        "db",
+        &image,
+        "sh",
+        "-c",
+        &httpd("hello-from-web"),
+    ]));
+    for host in ["web", "db"] {
+        let url = format!("http://{host}/");
+        let mut got = String::new();
+        // httpd may not listen yet when the client starts: retry until it answers.
+        eventually(&format!("{url} to answer"), || {
+            let o = s.docker(&[
+                "run",
+                "--rm",
+                "--network",
+                "app-net",
+                &image,
+                "wget",
+                "-qO-",
+                &url,
+            ]);
+            got = text(&o.stdout);
+            o.status.success()
+        });
+        assert_eq!(got, "hello-from-web\n", "through {host}");
+    }
+    // Its address, as inspect and network inspect show it.
+    let ip = ok(&s.docker(&[
+        "inspect", "--format",
+        "{{range $n, $e := .NetworkSettings.Networks}}{{$n}} {{$e.IPAddress}} {{$e.Aliases}}{{end}}",
+        "web",
+    ]));
+    let parts: Vec<&str> = ip.trim().splitn(3, ' ').collect();
+    assert_eq!(parts[0], "app-net", "{ip}");
+    assert!(parts[2].contains("db"), "{ip}");
+    let members = ok(&s.docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}} {{(index .IPAM.Config 0).Subnet}}",
+        "app-net",
+    ]));
+    assert!(
+        members.starts_with(&format!("web {}/", parts[1])),
+        "{members} vs {ip}"
+    );
+    // The CLI's mode network is the configured one.
+    let mode = ok(&s.docker(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", "web"]));
+    assert_eq!(mode.trim(), "app-net");
+
+    // Connect to a second network, then disconnect again.
+    ok(&s.docker(&["network", "create", "side-net"]));
+    ok(&s.docker(&["network", "connect", "side-net", "web"]));
+    let nets = ok(&s.docker(&[
+        "inspect",
+        "--format",
+        "{{range $n, $e := .NetworkSettings.Networks}}{{$n}} {{end}}",
+        "web",
+    ]));
+    assert_eq!(nets.trim(), "app-net side-net");
+    let side = ok(&s.docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{len .Containers}}",
+        "side-net",
+    ]));
+    assert_eq!(side.trim(), "1");
+    ok(&s.docker(&["network", "disconnect", "side-net", "web"]));
+    let side = ok(&s.docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{len .Containers}}",
+        "side-net",
+    ]));
+    assert_eq!(side.trim(), "0");
+
+    // In use: refused; built in: refused; unknown: not found.
+    let err = refused(&s.docker(&["network", "rm", "app-net"]));
+    assert!(err.contains("active endpoints"), "{err}");
+    let err = refused(&s.docker(&["network", "rm", "bridge"]));
+    assert!(err.contains("pre-defined"), "{err}");
+    let err = refused(&s.docker(&["network", "inspect", "no-such-net"]));
+    assert!(err.contains("no such network"), "{err}");
+    ok(&s.docker(&["rm", "-f", "web"]));
+    ok(&s.docker(&["network", "rm", "app-net"]));
+    let err = refused(&s.docker(&["inspect", "app-net"]));
+    assert!(err.contains("No such object"), "{err}");
+
+    // Prune takes the unused user-defined networks and leaves the built-in ones.
+    ok(&s.docker(&["network", "create", "spare-net"]));
+    let out = ok(&s.docker(&["network", "prune", "-f"]));
+    assert!(out.contains("Deleted Networks:"), "{out}");
+    assert!(
+        out.contains("side-net") && out.contains("spare-net"),
+        "{out}"
+    );
+    let ls = ok(&s.docker(&["network", "ls", "--format", "{{.Name}}"]));
+    let mut left: Vec<&str> = ls.lines().collect();
+    left.sort();
+    assert_eq!(left, ["bridge", "host", "none"]);
+}
+
+#[test]
+fn docker_run_publish_is_reachable_from_the_host_on_loopback() {
+    if !support::require_root() {
+        return;
+    }
+    let image = test_image();
+    let s = Serve::start(None);
+    ok(&s.docker(&["pull", &image]));
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    ok(&s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "-p",
+        &publish,
+        &image,
+        "sh",
+        "-c",
+        &httpd("published"),
+    ]));
+    let mut body = String::new();
+    eventually("the published port to answer", || {
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        c.set_read_timeout(Some(T)).unwrap();
+        if c.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").is_err() {
+            return false;
+        }
+        body.clear();
+        c.read_to_string(&mut body).is_ok() && body.starts_with("HTTP/1.")
+    });
+    assert!(body.ends_with("\r\n\r\npublished\n"), "{body}");
+    let ports = ok(&s.docker(&["port", "pub"]));
+    assert_eq!(ports.trim(), format!("80/tcp -> 127.0.0.1:{port}"));
+    let bindings = ok(&s.docker(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.PortBindings}}",
+        "pub",
+    ]));
+    assert_eq!(
+        bindings.trim(),
+        format!(r#"{{"80/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port}"}}]}}"#)
+    );
+    let ps = ok(&s.docker(&["ps", "--format", "{{.Ports}}"]));
+    assert_eq!(ps.trim(), format!("127.0.0.1:{port}->80/tcp"));
+    // The port is taken: a second container cannot have it.
+    let err = refused(&s.docker(&["run", "-d", "-p", &publish, &image, "true"]));
+    assert!(err.contains("already allocated"), "{err}");
+    ok(&s.docker(&["rm", "-f", "pub"]));
+    eventually("the port to be released", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+}
+
+#[test]
+fn docker_volumes_persist_across_containers_and_prune() {
+    if !support::require_root() {
+        return;
+    }
+    let image = test_image();
+    let s = Serve::start(None);
+    ok(&s.docker(&["pull", &image]));
+    let name = ok(&s.docker(&["volume", "create", "--label", "team=a", "keep"]));
+    assert_eq!(name.trim(), "keep");
+    let ls = ok(&s.docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]));
+    assert_eq!(ls.trim(), "local keep");
+    let mountpoint = ok(&s.docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", "keep"]));
+    assert_eq!(
+        Path::new(mountpoint.trim()),
+        s.root.join("volumes/keep/_data")
+    );
+    let err = refused(&s.docker(&["volume", "create", "--driver", "nfs", "remote"]));
+    assert!(err.contains("nfs"), "{err}");
+
+    // Written by one container, read by the next.
+    ok(&s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data",
+        &image,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]));
+    let out = ok(&s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data:ro",
+        &image,
+        "cat",
+        "/data/f",
+    ]));
+    assert_eq!(out, "kept\n");
+    assert_eq!(
+        std::fs::read_to_string(s.root.join("volumes/keep/_data/f")).unwrap(),
+        "kept\n"
+    );
+    // --mount creates a volume on first use.
+    ok(&s.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=made,dst=/m",
+        &image,
+        "sh",
+        "-c",
+        "echo m > /m/x",
+    ]));
+    let out = ok(&s.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "src=made,dst=/m",
+        &image,
+        "cat",
+        "/m/x",
+    ]));
+    assert_eq!(out, "m\n");
+
+    // In use: refused, and inspect shows the mount.
+    ok(&s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "-v",
+        "keep:/data",
+        &image,
+        "sleep",
+        "600",
+    ]));
+    let err = refused(&s.docker(&["volume", "rm", "keep"]));
+    assert!(err.contains("in use"), "{err}");
+    let mounts = ok(&s.docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}{{end}}",
+        "user",
+    ]));
+    assert_eq!(mounts.trim(), "volume keep /data true");
+    let dangling = ok(&s.docker(&["volume", "ls", "-q", "-f", "dangling=true"]));
+    assert_eq!(dangling.trim(), "made");
+    ok(&s.docker(&["rm", "-f", "user"]));
+
+    // An anonymous volume, left behind by a removed container.
+    let c = ok(&s.docker(&["create", "-v", "/anon", &image, "true"]));
+    let anon = ok(&s.docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Name}}{{end}}",
+        c.trim(),
+    ]));
+    assert_eq!(anon.trim().len(), 64, "{anon}");
+    ok(&s.docker(&["rm", c.trim()]));
+    // Prune takes anonymous volumes only, `-a` every unused one.
+    let out = ok(&s.docker(&["volume", "prune", "-f"]));
+    assert!(out.contains(anon.trim()), "{out}");
+    let mut names: Vec<String> = ok(&s.docker(&["volume", "ls", "-q"]))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["keep", "made"]);
+    let out = ok(&s.docker(&["volume", "prune", "-af"]));
+    assert!(out.contains("keep") && out.contains("made"), "{out}");
+    assert_eq!(ok(&s.docker(&["volume", "ls", "-q"])), "");
+
+    // Unknown: not found, unless forced.
+    let err = refused(&s.docker(&["volume", "rm", "gone"]));
+    assert!(err.contains("no such volume"), "{err}");
+    ok(&s.docker(&["volume", "rm", "-f", "gone"]));
+    let err = refused(&s.docker(&["volume", "inspect", "gone"]));
+    assert!(err.contains("no such volume"), "{err}");
+    ok(&s.docker(&["volume", "create", "short-lived"]));
+    ok(&s.docker(&["volume", "rm", "short-lived"]));
 }
