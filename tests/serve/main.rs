@@ -39,6 +39,11 @@ struct Serve {
 
 impl Serve {
     fn start(policy: Option<&str>) -> Self {
+        Self::start_with(policy, &[])
+    }
+
+    /// With more `berth serve` arguments.
+    fn start_with(policy: Option<&str>, serve_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // Reachable by the unprivileged users of the access tests.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -56,6 +61,7 @@ impl Serve {
             .arg("serve")
             .arg("--socket")
             .arg(&socket)
+            .args(serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -1197,7 +1203,7 @@ fn docker_network_create_ls_inspect_rm_and_containers_reach_each_other_by_name()
     let err = refused(&s.docker(&["network", "rm", "bridge"]));
     assert!(err.contains("pre-defined"), "{err}");
     let err = refused(&s.docker(&["network", "inspect", "no-such-net"]));
-    assert!(err.contains("no such network"), "{err}");
+    assert!(err.contains("network no-such-net not found"), "{err}");
     ok(&s.docker(&["rm", "-f", "web"]));
     ok(&s.docker(&["network", "rm", "app-net"]));
     let err = refused(&s.docker(&["inspect", "app-net"]));
@@ -1398,4 +1404,182 @@ fn docker_volumes_persist_across_containers_and_prune() {
     assert!(err.contains("no such volume"), "{err}");
     ok(&s.docker(&["volume", "create", "short-lived"]));
     ok(&s.docker(&["volume", "rm", "short-lived"]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP with TLS client certificates.
+
+/// A CA, a server certificate for 127.0.0.1 and client certificates (`CN=root`, `CN=nobody`,
+/// `CN=berth-no-such-user`) signed by it, plus a client certificate (`CN=root`) from another CA.
+fn make_pki(dir: &Path) {
+    let script = r#"
+        key='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'
+        ca() { openssl req -x509 $key -keyout $1-key.pem -out $1.pem -days 2 -subj "/CN=$1"; }
+        leaf() {
+            openssl req $key -keyout $1-key.pem -out $1.csr -subj "/O=berth tests/CN=$2"
+            openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3-key.pem -CAcreateserial \
+                -out $1.pem -days 2 -extfile $4.ext
+        }
+        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+        printf 'extendedKeyUsage=clientAuth\n' > client.ext
+        ca ca; ca other-ca
+        leaf server localhost ca server
+        leaf root root ca client
+        leaf nobody nobody ca client
+        leaf stranger berth-no-such-user ca client
+        leaf forged root other-ca client
+    "#;
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (Debian package openssl) is needed");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+impl Serve {
+    /// `berth serve --tcp 127.0.0.1:0` with the test PKI in `pki`; returns the server and
+    /// its `tcp://127.0.0.1:PORT`.
+    fn start_tls(policy: Option<&str>, pki: &Path) -> (Self, String) {
+        let f = |n: &str| pki.join(n).display().to_string();
+        let (ca, cert, key) = (f("ca.pem"), f("server.pem"), f("server-key.pem"));
+        let s = Self::start_with(
+            policy,
+            &[
+                "--tcp",
+                "127.0.0.1:0",
+                "--tlscacert",
+                &ca,
+                "--tlscert",
+                &cert,
+                "--tlskey",
+                &key,
+            ],
+        );
+        let mut host = String::new();
+        eventually("berth serve to say its tcp address", || {
+            let log = s.log();
+            match log.split("on tcp://").nth(1) {
+                Some(rest) => {
+                    host = format!("tcp://{}", rest.split_whitespace().next().unwrap_or(""));
+                    true
+                }
+                None => false,
+            }
+        });
+        (s, host)
+    }
+
+    /// The docker CLI over TCP with TLS, presenting client certificate `client` (none: `None`).
+    fn docker_tls(&self, host: &str, pki: &Path, client: Option<&str>, args: &[&str]) -> Output {
+        let cfg = self.dir.path().join("docker-config");
+        std::fs::create_dir_all(&cfg).unwrap();
+        let mut c = Command::new(docker_cli());
+        c.arg("--tlsverify")
+            .arg("--tlscacert")
+            .arg(pki.join("ca.pem"));
+        if let Some(name) = client {
+            c.arg("--tlscert")
+                .arg(pki.join(format!("{name}.pem")))
+                .arg("--tlskey")
+                .arg(pki.join(format!("{name}-key.pem")));
+        }
+        c.arg("-H")
+            .arg(host)
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .env("DOCKER_CONFIG", &cfg)
+            .stdin(Stdio::null());
+        run(c)
+    }
+}
+
+#[test]
+fn serve_tcp_refuses_to_start_without_its_tls_files() {
+    if !support::require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(support::berth_bin())
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(["serve", "--socket"])
+        .arg(dir.path().join("s.sock"))
+        .args(["--tcp", "127.0.0.1:0", "--tlscacert"])
+        .arg(dir.path().join("missing-ca.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("missing-ca.pem") && err.contains("--tcp needs TLS with client certificates"),
+        "{err}"
+    );
+    assert!(!dir.path().join("s.sock").exists(), "nothing is served");
+    // TLS files without --tcp make no sense: refused by the argument parser.
+    let out = Command::new(support::berth_bin())
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(["serve", "--tlscacert", "/x.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--tcp"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn docker_over_tcp_needs_a_client_certificate_from_the_ca_and_its_cn_is_the_subject() {
+    if !support::require_root() {
+        return;
+    }
+    let pki = tempfile::tempdir().unwrap();
+    make_pki(pki.path());
+    let (s, host) = Serve::start_tls(Some(GRANT_LIST_TO_NOBODY), pki.path());
+    assert!(host.starts_with("tcp://127.0.0.1:"), "{host}");
+    let p = pki.path();
+
+    // CN=root: root's rights.
+    let v = ok(&s.docker_tls(
+        &host,
+        p,
+        Some("root"),
+        &["version", "--format", "{{.Server.APIVersion}}"],
+    ));
+    assert_eq!(v.trim(), "1.44");
+    ok(&s.docker_tls(&host, p, Some("root"), &["network", "ls"]));
+
+    // No client certificate: the handshake is refused.
+    let err = refused(&s.docker_tls(&host, p, None, &["version"]));
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // A certificate from another CA: refused too, whatever its CN says.
+    let err = refused(&s.docker_tls(&host, p, Some("forged"), &["version"]));
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("tls"),
+        "{err}"
+    );
+
+    // CN=nobody: the policy's rules for uid 65534 apply (list yes, anything else no).
+    ok(&s.docker_tls(&host, p, Some("nobody"), &["ps"]));
+    let err = refused(&s.docker_tls(&host, p, Some("nobody"), &["network", "ls"]));
+    assert!(
+        err.contains("not granted by the serve test policy"),
+        "{err}"
+    );
+    let audit = s.audit();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("network.list") && l.contains("65534")),
+        "{audit}"
+    );
+    // A CN that names no local user has no rights at all.
+    let err = refused(&s.docker_tls(&host, p, Some("stranger"), &["ps"]));
+    assert!(err.contains("not a user of this host"), "{err}");
+
+    // The unix socket is still served, as before.
+    ok(&s.docker(&["version"]));
 }

@@ -28,11 +28,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/networks/{id}/disconnect", post(disconnect))
 }
 
-/// The engine reports an unknown network as a bad argument; Docker answers 404.
+/// The engine reports an unknown network as a bad argument; Docker answers 404, in its words.
 pub(super) fn network_error(e: ApiError) -> HttpError {
     match &e {
-        ApiError::InvalidArgument(m) if m.starts_with("no such network") => {
-            HttpError::not_found(m.clone())
+        ApiError::InvalidArgument(m) if m.starts_with("no such network: ") => {
+            let name = m.trim_start_matches("no such network: ");
+            HttpError::not_found(format!("network {name} not found"))
         }
         _ => e.into(),
     }
