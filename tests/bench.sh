@@ -167,24 +167,25 @@ section_serve() {
   log "starting $SERVE_CONTAINERS containers through berth serve"
   t0=$EPOCHREALTIME
   for ((i = 0; i < SERVE_CONTAINERS; i++)); do
-    dk run -d --network none --label berth-bench=serve --name "bench-up-$i" "$SMALL" sleep 86400 >/dev/null \
+    dk run -d --network none --name "bench-up-$i" "$SMALL" sleep 86400 >/dev/null \
       || { log "docker run -d failed: $(tail -2 "$BENCH_DIR/serve.log")"; serve_clear; return 1; }
   done
   metric serve "docker run -d, $SERVE_CONTAINERS in a row" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n="$SERVE_CONTAINERS" 'BEGIN {printf "%.1f", (b-a)*1000/n}')" "ms each" "–" \
     "mean wall time of one 'docker run -d --network none IMAGE sleep 86400' while filling the engine"
   hf "docker ps, $SERVE_CONTAINERS running (berth serve)" berth -N --warmup 5 --runs "$RUNS" -- "$D ps"
   for ((i = 0; i < SERVE_CONTAINERS; i++)); do
-    dk create --network none --label berth-bench=serve --name "bench-created-$i" "$SMALL" true >/dev/null \
+    dk create --network none --name "bench-created-$i" "$SMALL" true >/dev/null \
       || { log "docker create failed"; serve_clear; return 1; }
   done
   hf "docker ps -a, $SERVE_CONTAINERS running + $SERVE_CONTAINERS created (berth serve)" berth -N --warmup 5 --runs "$RUNS" -- "$D ps -a"
   hf "docker run --rm true, $SERVE_CONTAINERS running (berth serve)" berth -N --warmup 3 --runs "$SLOW_RUNS" -- "$D run --rm --network none $SMALL true"
   serve_clear
 }
-# remove the serve section's containers (also what an interrupted run left)
+# remove the serve section's containers (also what an interrupted run left); by name, as
+# berth's container list has no label filter
 serve_clear() {
   local ids
-  ids=$(dk ps -aq --filter label=berth-bench=serve)
+  ids=$(dk ps -aq --filter name=bench-)
   [ -z "$ids" ] && return 0
   log "removing $(wc -w <<< "$ids") containers"
   DOCKER_CONFIG=$BENCH_DIR/docker-config xargs -r -n 50 "$DOCKER_CLI" -H "unix://$SOCK" rm -f <<< "$ids" >/dev/null
