@@ -14,7 +14,7 @@
 #
 # Knobs: RUNS (fast things, 50), SLOW_RUNS (engine runs, 20), PULL_RUNS (5), COOLDOWN (s, 65),
 # BENCH_DIR (/var/tmp/berth-bench), BERTH (a prebuilt binary; skips the build),
-# CONSOLE_CONTAINERS (1000), DOCKER_CLI (a docker CLI; default /usr/local/bin/docker or `docker`).
+# CONSOLE_CONTAINERS (1000), SERVE_CONTAINERS (200), DOCKER_CLI (a docker CLI; default /usr/local/bin/docker or `docker`).
 # Results: $BENCH_DIR/results/{table.md,commands.md,summary.tsv,metrics.tsv,env.txt,raw/}.
 # Everything it starts (registry, berth serve, console, containers) is stopped on exit; the
 # hugetlb mount crun needs and the CNI bridge podman creates are undone.
@@ -62,7 +62,7 @@ PRE_LINKS=$(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1)
 PRE_CHAINS=$(for t in filter nat; do iptables -t "$t" -S 2>/dev/null | awk -v t="$t" '$1=="-N" {print t" "$2}'; done)
 on_exit() {
   tmux kill-session -t "$CONSOLE_SESSION" 2>/dev/null
-  [ -n "$SERVE_PID" ] && { kill "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; }
+  [ -n "$SERVE_PID" ] && { serve_clear; kill "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; }
   [ -n "${CONTAINERS_CONF:-}" ] && podman_cleanup
   for rt in runc crun; do
     for id in $($rt --root "/run/$rt-bench" list -q 2>/dev/null); do $rt --root "/run/$rt-bench" delete -f "$id" >/dev/null 2>&1; done
@@ -149,15 +149,46 @@ serve_start() {
   for _ in $(seq 1 100); do dk version >/dev/null 2>&1 && return 0; sleep 0.05; done
   log "berth serve did not answer: $(tail -3 "$BENCH_DIR/serve.log")"; return 1
 }
+SERVE_CONTAINERS=${SERVE_CONTAINERS:-200}
 section_serve() {
   log "== docker CLI through berth serve"
   serve_start || return 1
   dk pull -q "$SMALL" >/dev/null || { log "docker pull through berth serve failed"; return 1; }
   local D="env DOCKER_CONFIG=$BENCH_DIR/docker-config $DOCKER_CLI -H unix://$SOCK"
+  serve_clear
   hf "docker ps (berth serve)" berth -N --warmup 5 --runs "$RUNS" -- "$D ps"
   # what the docker CLI itself costs (it starts no connection for --version)
   hf "docker ps (berth serve)" "docker --version (CLI floor)" -N --warmup 5 --runs "$RUNS" -- "$DOCKER_CLI --version"
   hf "docker run --rm true (berth serve)" berth -N --warmup 3 --runs "$SLOW_RUNS" -- "$D run --rm --network none $SMALL true"
+  hf "docker run --rm true (berth serve)" "berth, default network" -N --warmup 3 --runs "$SLOW_RUNS" -- "$D run --rm $SMALL true"
+  # `docker ps` with SERVE_CONTAINERS running containers (`sleep`, no network: their count, not
+  # their networking, is what is measured), and `ps -a` with as many more created ones
+  local i t0
+  log "starting $SERVE_CONTAINERS containers through berth serve"
+  t0=$EPOCHREALTIME
+  for ((i = 0; i < SERVE_CONTAINERS; i++)); do
+    dk run -d --network none --name "bench-up-$i" "$SMALL" sleep 86400 >/dev/null \
+      || { log "docker run -d failed: $(tail -2 "$BENCH_DIR/serve.log")"; serve_clear; return 1; }
+  done
+  metric serve "docker run -d, $SERVE_CONTAINERS in a row" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n="$SERVE_CONTAINERS" 'BEGIN {printf "%.1f", (b-a)*1000/n}')" "ms each" "–" \
+    "mean wall time of one 'docker run -d --network none IMAGE sleep 86400' while filling the engine"
+  hf "docker ps, $SERVE_CONTAINERS running (berth serve)" berth -N --warmup 5 --runs "$RUNS" -- "$D ps"
+  for ((i = 0; i < SERVE_CONTAINERS; i++)); do
+    dk create --network none --name "bench-created-$i" "$SMALL" true >/dev/null \
+      || { log "docker create failed"; serve_clear; return 1; }
+  done
+  hf "docker ps -a, $SERVE_CONTAINERS running + $SERVE_CONTAINERS created (berth serve)" berth -N --warmup 5 --runs "$RUNS" -- "$D ps -a"
+  hf "docker run --rm true, $SERVE_CONTAINERS running (berth serve)" berth -N --warmup 3 --runs "$SLOW_RUNS" -- "$D run --rm --network none $SMALL true"
+  serve_clear
+}
+# remove the serve section's containers (also what an interrupted run left); by name, as
+# berth's container list has no label filter
+serve_clear() {
+  local ids
+  ids=$(dk ps -aq --filter name=bench-)
+  [ -z "$ids" ] && return 0
+  log "removing $(wc -w <<< "$ids") containers"
+  DOCKER_CONFIG=$BENCH_DIR/docker-config xargs -r -n 50 "$DOCKER_CLI" -H "unix://$SOCK" rm -f <<< "$ids" >/dev/null
 }
 
 # criterion: the console's frame with 1,000 containers; then the live console's idle CPU

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(tmux busybox-static docker-registry skopeo umoci curl python3 iproute2 iptables)
+PKGS=(tmux busybox-static docker-registry skopeo umoci curl python3 iproute2 iptables openssl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

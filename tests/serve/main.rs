@@ -39,6 +39,11 @@ struct Serve {
 
 impl Serve {
     fn start(policy: Option<&str>) -> Self {
+        Self::start_with(policy, &[])
+    }
+
+    /// With more `berth serve` arguments.
+    fn start_with(policy: Option<&str>, serve_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // Reachable by the unprivileged users of the access tests.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -56,6 +61,7 @@ impl Serve {
             .arg("serve")
             .arg("--socket")
             .arg(&socket)
+            .args(serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -152,24 +158,41 @@ impl Serve {
 
 impl Drop for Serve {
     fn drop(&mut self) {
+        // What a test made, also when it failed: containers (monitors, cgroups, network
+        // namespaces) and networks (bridges, NAT rules) live outside the temp dir.
+        if self.root.exists() && matches!(self.child.try_wait(), Ok(None)) {
+            let ids = try_run(self.cmd(&["ps", "-aq"]))
+                .map(|o| text(&o.stdout))
+                .unwrap_or_default();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                let _ = try_run(self.cmd(&args));
+            }
+            let _ = try_run(self.cmd(&["network", "prune", "-f"]));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn run(mut c: Command) -> Output {
+/// Run a command to its end (or for T at most), its output captured.
+fn try_run(mut c: Command) -> Option<Output> {
     let child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .ok()?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    rx.recv_timeout(T)
-        .expect("the docker CLI did not finish")
-        .unwrap()
+    rx.recv_timeout(T).ok()?.ok()
+}
+
+fn run(c: Command) -> Output {
+    try_run(c).expect("the docker CLI did not start or did not finish")
 }
 
 fn text(b: &[u8]) -> String {
@@ -1023,4 +1046,540 @@ fn berth_cli_and_console_drive_a_running_serve() {
     t.wait_for("the removal", Duration::from_secs(20), |sc| {
         !sc.contains("from-docker")
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Networks, published ports and volumes.
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The shell of a container that serves `text` over HTTP on port 80 (busybox httpd).
+fn httpd(text: &str) -> String {
+    format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www")
+}
+
+#[test]
+fn docker_network_create_ls_inspect_rm_and_containers_reach_each_other_by_name() {
+    if !support::require_root() {
+        return;
+    }
+    let image = test_image();
+    let s = Serve::start(None);
+    ok(&s.docker(&["pull", &image]));
+    let id = ok(&s.docker(&["network", "create", "--label", "team=a", "app-net"]));
+    assert_eq!(id.trim().len(), 64, "{id}");
+    // Refused, not ignored: what berth's bridge networks cannot be.
+    let err = refused(&s.docker(&["network", "create", "--internal", "sealed"]));
+    assert!(err.contains("--internal"), "{err}");
+    let err = refused(&s.docker(&["network", "create", "app-net"]));
+    assert!(err.contains("already exists"), "{err}");
+
+    let ls = ok(&s.docker(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]));
+    let mut lines: Vec<&str> = ls.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "app-net bridge local",
+            "bridge bridge local",
+            "host host local",
+            "none null local"
+        ]
+    );
+    let labelled = ok(&s.docker(&["network", "ls", "-q", "--filter", "label=team=a"]));
+    assert_eq!(labelled.trim(), &id.trim()[..12]);
+    let custom = ok(&s.docker(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "-f",
+        "type=custom",
+    ]));
+    assert_eq!(custom.trim(), "app-net");
+
+    // A server known by its name and an alias, a client on the same network.
+    ok(&s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "app-net",
+        "--network-alias",
+        "db",
+        &image,
+        "sh",
+        "-c",
+        &httpd("hello-from-web"),
+    ]));
+    for host in ["web", "db"] {
+        let url = format!("http://{host}/");
+        let mut got = String::new();
+        // httpd may not listen yet when the client starts: retry until it answers.
+        eventually(&format!("{url} to answer"), || {
+            let o = s.docker(&[
+                "run",
+                "--rm",
+                "--network",
+                "app-net",
+                &image,
+                "wget",
+                "-qO-",
+                &url,
+            ]);
+            got = text(&o.stdout);
+            o.status.success()
+        });
+        assert_eq!(got, "hello-from-web\n", "through {host}");
+    }
+    // Its address, as inspect and network inspect show it.
+    let ip = ok(&s.docker(&[
+        "inspect", "--format",
+        "{{range $n, $e := .NetworkSettings.Networks}}{{$n}} {{$e.IPAddress}} {{$e.Aliases}}{{end}}",
+        "web",
+    ]));
+    let parts: Vec<&str> = ip.trim().splitn(3, ' ').collect();
+    assert_eq!(parts[0], "app-net", "{ip}");
+    assert!(parts[2].contains("db"), "{ip}");
+    let members = ok(&s.docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}} {{(index .IPAM.Config 0).Subnet}}",
+        "app-net",
+    ]));
+    assert!(
+        members.starts_with(&format!("web {}/", parts[1])),
+        "{members} vs {ip}"
+    );
+    // The CLI's mode network is the configured one.
+    let mode = ok(&s.docker(&["inspect", "--format", "{{.HostConfig.NetworkMode}}", "web"]));
+    assert_eq!(mode.trim(), "app-net");
+
+    // Connect to a second network, then disconnect again.
+    ok(&s.docker(&["network", "create", "side-net"]));
+    ok(&s.docker(&["network", "connect", "side-net", "web"]));
+    let nets = ok(&s.docker(&[
+        "inspect",
+        "--format",
+        "{{range $n, $e := .NetworkSettings.Networks}}{{$n}} {{end}}",
+        "web",
+    ]));
+    assert_eq!(nets.trim(), "app-net side-net");
+    let side = ok(&s.docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{len .Containers}}",
+        "side-net",
+    ]));
+    assert_eq!(side.trim(), "1");
+    ok(&s.docker(&["network", "disconnect", "side-net", "web"]));
+    let side = ok(&s.docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{len .Containers}}",
+        "side-net",
+    ]));
+    assert_eq!(side.trim(), "0");
+
+    // In use: refused; built in: refused; unknown: not found.
+    let err = refused(&s.docker(&["network", "rm", "app-net"]));
+    assert!(err.contains("active endpoints"), "{err}");
+    let err = refused(&s.docker(&["network", "rm", "bridge"]));
+    assert!(err.contains("pre-defined"), "{err}");
+    let err = refused(&s.docker(&["network", "inspect", "no-such-net"]));
+    assert!(err.contains("network no-such-net not found"), "{err}");
+    ok(&s.docker(&["rm", "-f", "web"]));
+    ok(&s.docker(&["network", "rm", "app-net"]));
+    let err = refused(&s.docker(&["inspect", "app-net"]));
+    assert!(err.contains("No such object"), "{err}");
+
+    // Prune takes the unused user-defined networks and leaves the built-in ones.
+    ok(&s.docker(&["network", "create", "spare-net"]));
+    let out = ok(&s.docker(&["network", "prune", "-f"]));
+    assert!(out.contains("Deleted Networks:"), "{out}");
+    assert!(
+        out.contains("side-net") && out.contains("spare-net"),
+        "{out}"
+    );
+    let ls = ok(&s.docker(&["network", "ls", "--format", "{{.Name}}"]));
+    let mut left: Vec<&str> = ls.lines().collect();
+    left.sort();
+    assert_eq!(left, ["bridge", "host", "none"]);
+}
+
+#[test]
+fn docker_run_publish_is_reachable_from_the_host_on_loopback() {
+    if !support::require_root() {
+        return;
+    }
+    let image = test_image();
+    let s = Serve::start(None);
+    ok(&s.docker(&["pull", &image]));
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    ok(&s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "-p",
+        &publish,
+        &image,
+        "sh",
+        "-c",
+        &httpd("published"),
+    ]));
+    let mut body = String::new();
+    eventually("the published port to answer", || {
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        c.set_read_timeout(Some(T)).unwrap();
+        if c.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").is_err() {
+            return false;
+        }
+        body.clear();
+        c.read_to_string(&mut body).is_ok() && body.starts_with("HTTP/1.")
+    });
+    assert!(body.ends_with("\r\n\r\npublished\n"), "{body}");
+    let ports = ok(&s.docker(&["port", "pub"]));
+    assert_eq!(ports.trim(), format!("80/tcp -> 127.0.0.1:{port}"));
+    let bindings = ok(&s.docker(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.PortBindings}}",
+        "pub",
+    ]));
+    assert_eq!(
+        bindings.trim(),
+        format!(r#"{{"80/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port}"}}]}}"#)
+    );
+    let ps = ok(&s.docker(&["ps", "--format", "{{.Ports}}"]));
+    assert_eq!(ps.trim(), format!("127.0.0.1:{port}->80/tcp"));
+    // The port is taken: a second container cannot have it.
+    let err = refused(&s.docker(&["run", "-d", "-p", &publish, &image, "true"]));
+    assert!(err.contains("already allocated"), "{err}");
+    ok(&s.docker(&["rm", "-f", "pub"]));
+    eventually("the port to be released", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+}
+
+#[test]
+fn docker_volumes_persist_across_containers_and_prune() {
+    if !support::require_root() {
+        return;
+    }
+    let image = test_image();
+    let s = Serve::start(None);
+    ok(&s.docker(&["pull", &image]));
+    let name = ok(&s.docker(&["volume", "create", "--label", "team=a", "keep"]));
+    assert_eq!(name.trim(), "keep");
+    let ls = ok(&s.docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]));
+    assert_eq!(ls.trim(), "local keep");
+    let mountpoint = ok(&s.docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", "keep"]));
+    assert_eq!(
+        Path::new(mountpoint.trim()),
+        s.root.join("volumes/keep/_data")
+    );
+    let err = refused(&s.docker(&["volume", "create", "--driver", "nfs", "remote"]));
+    assert!(err.contains("nfs"), "{err}");
+
+    // Written by one container, read by the next.
+    ok(&s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data",
+        &image,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]));
+    let out = ok(&s.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data:ro",
+        &image,
+        "cat",
+        "/data/f",
+    ]));
+    assert_eq!(out, "kept\n");
+    assert_eq!(
+        std::fs::read_to_string(s.root.join("volumes/keep/_data/f")).unwrap(),
+        "kept\n"
+    );
+    // --mount creates a volume on first use.
+    ok(&s.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=made,dst=/m",
+        &image,
+        "sh",
+        "-c",
+        "echo m > /m/x",
+    ]));
+    let out = ok(&s.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "src=made,dst=/m",
+        &image,
+        "cat",
+        "/m/x",
+    ]));
+    assert_eq!(out, "m\n");
+
+    // In use: refused, and inspect shows the mount.
+    ok(&s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "-v",
+        "keep:/data",
+        &image,
+        "sleep",
+        "600",
+    ]));
+    let err = refused(&s.docker(&["volume", "rm", "keep"]));
+    assert!(err.contains("in use"), "{err}");
+    let mounts = ok(&s.docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}{{end}}",
+        "user",
+    ]));
+    assert_eq!(mounts.trim(), "volume keep /data true");
+    let dangling = ok(&s.docker(&["volume", "ls", "-q", "-f", "dangling=true"]));
+    assert_eq!(dangling.trim(), "made");
+    ok(&s.docker(&["rm", "-f", "user"]));
+
+    // An anonymous volume, left behind by a removed container.
+    let c = ok(&s.docker(&["create", "-v", "/anon", &image, "true"]));
+    let anon = ok(&s.docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Name}}{{end}}",
+        c.trim(),
+    ]));
+    assert_eq!(anon.trim().len(), 64, "{anon}");
+    ok(&s.docker(&["rm", c.trim()]));
+    // Prune takes anonymous volumes only, `-a` every unused one.
+    let out = ok(&s.docker(&["volume", "prune", "-f"]));
+    assert!(out.contains(anon.trim()), "{out}");
+    let mut names: Vec<String> = ok(&s.docker(&["volume", "ls", "-q"]))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["keep", "made"]);
+    let out = ok(&s.docker(&["volume", "prune", "-af"]));
+    assert!(out.contains("keep") && out.contains("made"), "{out}");
+    assert_eq!(ok(&s.docker(&["volume", "ls", "-q"])), "");
+
+    // Unknown: not found, unless forced.
+    let err = refused(&s.docker(&["volume", "rm", "gone"]));
+    assert!(err.contains("no such volume"), "{err}");
+    ok(&s.docker(&["volume", "rm", "-f", "gone"]));
+    let err = refused(&s.docker(&["volume", "inspect", "gone"]));
+    assert!(err.contains("no such volume"), "{err}");
+    ok(&s.docker(&["volume", "create", "short-lived"]));
+    ok(&s.docker(&["volume", "rm", "short-lived"]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP with TLS client certificates.
+
+/// A CA, a server certificate for 127.0.0.1 and client certificates (`CN=root`, `CN=nobody`,
+/// `CN=berth-no-such-user`) signed by it, plus a client certificate (`CN=root`) from another CA.
+fn make_pki(dir: &Path) {
+    let script = r#"
+        key='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'
+        ca() { openssl req -x509 $key -keyout $1-key.pem -out $1.pem -days 2 -subj "/CN=$1"; }
+        leaf() {
+            openssl req $key -keyout $1-key.pem -out $1.csr -subj "/O=berth tests/CN=$2"
+            openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3-key.pem -CAcreateserial \
+                -out $1.pem -days 2 -extfile $4.ext
+        }
+        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+        printf 'extendedKeyUsage=clientAuth\n' > client.ext
+        ca ca; ca other-ca
+        leaf server localhost ca server
+        leaf root root ca client
+        leaf nobody nobody ca client
+        leaf stranger berth-no-such-user ca client
+        leaf forged root other-ca client
+    "#;
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (Debian package openssl) is needed");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+impl Serve {
+    /// `berth serve --tcp 127.0.0.1:0` with the test PKI in `pki`; returns the server and
+    /// its `tcp://127.0.0.1:PORT`.
+    fn start_tls(policy: Option<&str>, pki: &Path) -> (Self, String) {
+        let f = |n: &str| pki.join(n).display().to_string();
+        let (ca, cert, key) = (f("ca.pem"), f("server.pem"), f("server-key.pem"));
+        let s = Self::start_with(
+            policy,
+            &[
+                "--tcp",
+                "127.0.0.1:0",
+                "--tlscacert",
+                &ca,
+                "--tlscert",
+                &cert,
+                "--tlskey",
+                &key,
+            ],
+        );
+        let mut host = String::new();
+        eventually("berth serve to say its tcp address", || {
+            let log = s.log();
+            match log.split("on tcp://").nth(1) {
+                Some(rest) => {
+                    host = format!("tcp://{}", rest.split_whitespace().next().unwrap_or(""));
+                    true
+                }
+                None => false,
+            }
+        });
+        (s, host)
+    }
+
+    /// The docker CLI over TCP with TLS, presenting client certificate `client` (none: `None`).
+    fn docker_tls(&self, host: &str, pki: &Path, client: Option<&str>, args: &[&str]) -> Output {
+        let cfg = self.dir.path().join("docker-config");
+        std::fs::create_dir_all(&cfg).unwrap();
+        let mut c = Command::new(docker_cli());
+        c.arg("--tlsverify")
+            .arg("--tlscacert")
+            .arg(pki.join("ca.pem"));
+        if let Some(name) = client {
+            c.arg("--tlscert")
+                .arg(pki.join(format!("{name}.pem")))
+                .arg("--tlskey")
+                .arg(pki.join(format!("{name}-key.pem")));
+        }
+        c.arg("-H")
+            .arg(host)
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .env("DOCKER_CONFIG", &cfg)
+            .stdin(Stdio::null());
+        run(c)
+    }
+}
+
+#[test]
+fn serve_tcp_refuses_to_start_without_its_tls_files() {
+    if !support::require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(support::berth_bin())
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(["serve", "--socket"])
+        .arg(dir.path().join("s.sock"))
+        .args(["--tcp", "127.0.0.1:0", "--tlscacert"])
+        .arg(dir.path().join("missing-ca.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("missing-ca.pem") && err.contains("--tcp needs TLS with client certificates"),
+        "{err}"
+    );
+    assert!(!dir.path().join("s.sock").exists(), "nothing is served");
+    // TLS files without --tcp make no sense: refused by the argument parser.
+    let out = Command::new(support::berth_bin())
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(["serve", "--tlscacert", "/x.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--tcp"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn docker_over_tcp_needs_a_client_certificate_from_the_ca_and_its_cn_is_the_subject() {
+    if !support::require_root() {
+        return;
+    }
+    let pki = tempfile::tempdir().unwrap();
+    make_pki(pki.path());
+    let (s, host) = Serve::start_tls(Some(GRANT_LIST_TO_NOBODY), pki.path());
+    assert!(host.starts_with("tcp://127.0.0.1:"), "{host}");
+    let p = pki.path();
+
+    // CN=root: root's rights.
+    let v = ok(&s.docker_tls(
+        &host,
+        p,
+        Some("root"),
+        &["version", "--format", "{{.Server.APIVersion}}"],
+    ));
+    assert_eq!(v.trim(), "1.44");
+    ok(&s.docker_tls(&host, p, Some("root"), &["network", "ls"]));
+
+    // No client certificate: the handshake is refused.
+    let err = refused(&s.docker_tls(&host, p, None, &["version"]));
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // A certificate from another CA: refused too, whatever its CN says.
+    let err = refused(&s.docker_tls(&host, p, Some("forged"), &["version"]));
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("tls"),
+        "{err}"
+    );
+
+    // CN=nobody: the policy's rules for uid 65534 apply (list yes, anything else no).
+    ok(&s.docker_tls(&host, p, Some("nobody"), &["ps"]));
+    let err = refused(&s.docker_tls(&host, p, Some("nobody"), &["network", "ls"]));
+    assert!(
+        err.contains("not granted by the serve test policy"),
+        "{err}"
+    );
+    let audit = s.audit();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("network.list") && l.contains("65534")),
+        "{audit}"
+    );
+    // A CN that names no local user has no rights at all.
+    let err = refused(&s.docker_tls(&host, p, Some("stranger"), &["ps"]));
+    assert!(err.contains("not a user of this host"), "{err}");
+
+    // The unix socket is still served, as before.
+    ok(&s.docker(&["version"]));
 }

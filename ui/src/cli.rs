@@ -254,6 +254,20 @@ enum Sub {
         /// The socket to listen on (mode 0660, group `berth` when that group exists)
         #[arg(long, value_name = "PATH", default_value = berth::api::http::DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Also listen on TCP (HOST:PORT), with TLS and client certificates only (like
+        /// `dockerd --tlsverify`). A client's certificate CN names the local user whose policy
+        /// applies to it; a CN that is no local user is refused
+        #[arg(long, value_name = "ADDR")]
+        tcp: Option<String>,
+        /// CA certificate that signs client certificates [default: /etc/berth/tls/ca.pem]
+        #[arg(long, value_name = "PATH", requires = "tcp")]
+        tlscacert: Option<PathBuf>,
+        /// The server's certificate [default: /etc/berth/tls/cert.pem]
+        #[arg(long, value_name = "PATH", requires = "tcp")]
+        tlscert: Option<PathBuf>,
+        /// The server's private key [default: /etc/berth/tls/key.pem]
+        #[arg(long, value_name = "PATH", requires = "tcp")]
+        tlskey: Option<PathBuf>,
     },
 }
 
@@ -1483,10 +1497,28 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             );
         }
         Sub::Policy(_) => unreachable!("run() handles `policy` before opening the engine"),
-        Sub::Serve { socket } => {
+        Sub::Serve {
+            socket,
+            tcp,
+            tlscacert,
+            tlscert,
+            tlskey,
+        } => {
             drop(out);
+            let tcp = tcp.map(|addr| {
+                let d = berth::api::http::TlsFiles::default();
+                berth::api::http::TcpOptions {
+                    addr,
+                    tls: berth::api::http::TlsFiles {
+                        ca: tlscacert.unwrap_or(d.ca),
+                        cert: tlscert.unwrap_or(d.cert),
+                        key: tlskey.unwrap_or(d.key),
+                    },
+                }
+            });
             let opts = berth::api::http::ServeOptions {
                 socket,
+                tcp,
                 ..Default::default()
             };
             let server = berth::api::http::Server::bind(&opts)
@@ -1495,6 +1527,11 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 "berth: serving the Docker Engine API on unix://{}",
                 server.path().display()
             );
+            if let Some(addr) = server.tcp_addr() {
+                eprintln!(
+                    "berth: serving the Docker Engine API on tcp://{addr} (TLS, client certificates required)"
+                );
+            }
             server
                 .run(engine.clone())
                 .await

@@ -1046,6 +1046,8 @@ impl Dispatcher {
             "Driver": if self.images().snapshot_mode() == SnapshotMode::Overlay { "overlay" } else { "copy" },
             "HostConfig": {
                 "Binds": cfg.volumes,
+                "PortBindings": crate::api::handlers::network::port_bindings_json(&cfg),
+                "PublishAllPorts": cfg.publish_all,
                 "NetworkMode": match &cfg.network { NetworkMode::None => "none".to_owned(), NetworkMode::Host => "host".into(), NetworkMode::Bridge => "bridge".into(), NetworkMode::Named(n) => n.clone(), NetworkMode::Container(c) => format!("container:{c}") },
                 "RestartPolicy": match cfg.restart {
                     RestartPolicy::No => serde_json::json!({"Name": "no", "MaximumRetryCount": 0}),
@@ -1083,7 +1085,7 @@ impl Dispatcher {
                 "StopSignal": cfg.stop_signal,
             },
             "LogPath": runtime::state::ContainerDir::new(self.runtime().root(), &rid).log(),
-            "Mounts": [],
+            "Mounts": self.mounts_json(&cfg),
             "NetworkSettings": self.network_settings(st.id.as_str()),
         })))
     }

@@ -79,6 +79,27 @@ pub(crate) fn port_specs(
     Ok(out)
 }
 
+/// Docker's `HostConfig.PortBindings` of a config's `-p` specs (what was asked; the ports
+/// actually given are in `NetworkSettings.Ports`).
+pub(crate) fn port_bindings_json(cfg: &ContainerConfig) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for p in cfg
+        .publish
+        .iter()
+        .filter_map(|p| p.parse::<PortSpec>().ok())
+    {
+        let key = format!("{}/{}", p.container_port, p.proto.as_str());
+        let entry = m.entry(key).or_insert_with(|| serde_json::json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(serde_json::json!({
+                "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() },
+            }));
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
 impl Dispatcher {
     pub(crate) fn net(&self) -> Result<Net, ApiError> {
         Net::open(self.root().path()).map_err(|e| net_error("opening the network state", e))

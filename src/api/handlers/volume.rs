@@ -77,6 +77,39 @@ pub(crate) fn with_anonymous_volumes(
 }
 
 impl Dispatcher {
+    /// Docker's `Mounts` of a container's inspect: its binds and named volumes (`-v`,
+    /// `--mount`), as configured.
+    pub(crate) fn mounts_json(&self, cfg: &ContainerConfig) -> serde_json::Value {
+        let mounts: Vec<serde_json::Value> = cfg
+            .volumes
+            .iter()
+            .filter_map(|v| {
+                let mut parts = v.splitn(3, ':');
+                let (src, dst) = (parts.next()?, parts.next()?);
+                let mode = parts.next().unwrap_or_default();
+                let rw = !mode.split(',').any(|o| o == "ro");
+                Some(if src.starts_with('/') {
+                    serde_json::json!({
+                        "Type": "bind", "Source": src, "Destination": dst, "Mode": mode,
+                        "RW": rw, "Propagation": "rprivate",
+                    })
+                } else {
+                    let source = self
+                        .volume_dir(src)
+                        .map(|d| d.join("_data").display().to_string())
+                        .unwrap_or_default();
+                    serde_json::json!({
+                        "Type": "volume", "Name": src, "Source": source, "Destination": dst,
+                        "Driver": "local", "Mode": mode, "RW": rw, "Propagation": "",
+                    })
+                })
+            })
+            .collect();
+        serde_json::Value::Array(mounts)
+    }
+}
+
+impl Dispatcher {
     fn volumes_dir(&self) -> PathBuf {
         self.root().path().join("volumes")
     }

@@ -7,21 +7,27 @@
 //! - `error`: `ApiError` → Docker's status codes and `{"message"}` bodies.
 //! - `docker/`: the Docker JSON shapes and their mapping to and from the engine's types.
 //! - `stream`: stdcopy framing, JSON-lines bodies, the 101 UPGRADED hijack.
-//! - `routes/`: one file per object kind (system, containers, exec, images, events, misc).
+//! - `routes/`: one file per object kind (system, containers, exec, images, networks, volumes,
+//!   events, misc).
 //!
-//! Each connection's peer credentials become the policy subject of every request on it; the
-//! dispatcher decides and audits. The API cannot ask for confirmation, so `confirm` rules refuse.
+//! - `tls`: `--tcp`, TLS with client certificates; the certificate's CN names the local user.
+//!
+//! Each connection's peer credentials (unix socket) or client certificate (TCP) become the
+//! policy subject of every request on it; the dispatcher decides and audits. The API cannot ask
+//! for confirmation, so `confirm` rules refuse.
 
 mod docker;
 mod error;
 mod peer;
 mod routes;
 mod stream;
+mod tls;
 mod version;
 
 #[cfg(test)]
 mod wire_tests;
 
+pub use tls::{DEFAULT_TLS_DIR, TlsFiles};
 pub use version::{API_MAX, API_MIN, ApiVersion};
 
 use super::dispatch::Caller;
@@ -31,9 +37,11 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use tokio::net::UnixListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
 use tower::ServiceExt;
 
 /// The socket `berth serve` listens on unless told otherwise.
@@ -48,6 +56,16 @@ pub struct ServeOptions {
     /// The group that owns the socket (mode 0660); `None` leaves it root's group. Default: the
     /// `berth` group when it exists.
     pub group: Option<String>,
+    /// Also listen on TCP, TLS with client certificates only.
+    pub tcp: Option<TcpOptions>,
+}
+
+/// `--tcp ADDR` and its TLS files.
+#[derive(Debug, Clone)]
+pub struct TcpOptions {
+    /// `HOST:PORT` (port 0 picks a free one; [`Server::tcp_addr`] tells which).
+    pub addr: String,
+    pub tls: TlsFiles,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +73,7 @@ impl Default for ServeOptions {
         Self {
             socket: PathBuf::from(DEFAULT_SOCKET),
             group: Some(SOCKET_GROUP.to_owned()),
+            tcp: None,
         }
     }
 }
@@ -76,6 +95,18 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("TLS: {path}: {message}")]
+    Tls { path: PathBuf, message: String },
+    #[error("cannot listen on tcp://{addr}: {source}")]
+    TcpBind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("accepting connections on tcp://{addr}: {source}")]
+    TcpAccept {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Serve the Docker Engine API on `opts.socket` until SIGINT or SIGTERM, then remove the socket.
@@ -83,22 +114,62 @@ pub async fn serve(engine: Engine, opts: ServeOptions) -> Result<(), ServeError>
     Server::bind(&opts)?.run(engine).await
 }
 
-/// A bound socket, ready to serve (so a front end can say so before it blocks).
+/// A bound socket (and TCP listener), ready to serve (so a front end can say so before it
+/// blocks).
 pub struct Server {
     listener: UnixListener,
     path: PathBuf,
+    tcp: Option<TlsListener>,
+}
+
+struct TlsListener {
+    listener: TcpListener,
+    addr: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
 }
 
 impl Server {
+    /// Bind the socket, and the TCP address when asked (its TLS files are read first: without
+    /// them nothing is bound).
     pub fn bind(opts: &ServeOptions) -> Result<Self, ServeError> {
+        let tcp = match &opts.tcp {
+            None => None,
+            Some(t) => {
+                let config = tls::server_config(&t.tls)?;
+                let listener = std::net::TcpListener::bind(&t.addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .and_then(TcpListener::from_std)
+                    .map_err(|source| ServeError::TcpBind {
+                        addr: t.addr.clone(),
+                        source,
+                    })?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|source| ServeError::TcpBind {
+                        addr: t.addr.clone(),
+                        source,
+                    })?;
+                Some(TlsListener {
+                    listener,
+                    addr,
+                    acceptor: tokio_rustls::TlsAcceptor::from(config),
+                })
+            }
+        };
         Ok(Self {
             listener: bind(&opts.socket, opts.group.as_deref())?,
             path: opts.socket.clone(),
+            tcp,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The TCP address listened on, when there is one.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().map(|t| t.addr)
     }
 
     /// Serve until SIGINT or SIGTERM, then remove the socket.
@@ -117,7 +188,19 @@ impl Server {
                 }
             }
         };
-        let result = serve_on(engine, self.listener, &self.path, shutdown).await;
+        let router = routes::router(engine);
+        let unix = accept_forever(router.clone(), self.listener, &self.path);
+        let result = match self.tcp {
+            None => tokio::select! {
+                r = unix => r,
+                _ = shutdown => Ok(()),
+            },
+            Some(t) => tokio::select! {
+                r = unix => r,
+                r = tls_accept_loop(router, t) => r,
+                _ = shutdown => Ok(()),
+            },
+        };
         let _ = std::fs::remove_file(&self.path);
         result
     }
@@ -174,45 +257,102 @@ pub async fn serve_on(
     accept_loop(routes::router(engine), listener, path, shutdown).await
 }
 
-/// Accept connections and serve `router` on each, as its peer.
+/// Out of descriptors: give open connections a moment to finish, then go on.
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Accept connections and serve `router` on each, as its peer, until `shutdown` resolves.
 async fn accept_loop(
     router: Router,
     listener: UnixListener,
     path: &Path,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    tokio::pin!(shutdown);
+    tokio::select! {
+        r = accept_forever(router, listener, path) => r,
+        _ = shutdown => Ok(()),
+    }
+}
+
+async fn accept_forever(
+    router: Router,
+    listener: UnixListener,
+    path: &Path,
+) -> Result<(), ServeError> {
     loop {
-        let stream = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // A peer that vanished before we took it: keep serving the others.
-                Err(e) if is_transient(&e) => continue,
-                // Out of descriptors: give open connections a moment to finish, then go on.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-                Err(source) => return Err(ServeError::Accept { path: path.to_owned(), source }),
-            },
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // A peer that vanished before we took it: keep serving the others.
+            Err(e) if is_transient(&e) => continue,
+            Err(e) if out_of_descriptors(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(source) => {
+                return Err(ServeError::Accept {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
         let peer = peer::identify(&stream);
+        tokio::spawn(serve_connection(router.clone(), peer, stream));
+    }
+}
+
+/// How long a TCP client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accept TCP connections; each one's TLS handshake (which requires a client certificate
+/// signed by the CA) happens on its own task, then its certificate names the caller.
+async fn tls_accept_loop(router: Router, t: TlsListener) -> Result<(), ServeError> {
+    loop {
+        let stream = match t.listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) if is_transient(&e) => continue,
+            Err(e) if out_of_descriptors(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(source) => {
+                return Err(ServeError::TcpAccept {
+                    addr: t.addr,
+                    source,
+                });
+            }
+        };
+        let acceptor = t.acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let router = router.clone();
-                let peer = peer.clone();
-                async move { Ok::<_, Infallible>(handle(router, peer, req).await) }
-            });
-            // Connection errors (a client that hangs up mid-request, `docker run -d` dropping
-            // its wait) end this connection only.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+            // A refused certificate ends the handshake with a TLS alert; nothing else to do.
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            else {
+                return;
+            };
+            let peer = tls::identify(tls.get_ref().1.peer_certificates().and_then(|c| c.first()));
+            serve_connection(router, peer, tls).await;
         });
     }
+}
+
+/// Serve HTTP/1.1 (with upgrades, for attach and exec) on one connection, as `peer`.
+async fn serve_connection<S>(router: Router, peer: Result<Caller, String>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let router = router.clone();
+        let peer = peer.clone();
+        async move { Ok::<_, Infallible>(handle(router, peer, req).await) }
+    });
+    // Connection errors (a client that hangs up mid-request, `docker run -d` dropping its
+    // wait) end this connection only.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
 }
 
 fn is_transient(e: &std::io::Error) -> bool {

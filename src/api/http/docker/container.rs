@@ -43,6 +43,23 @@ pub(crate) struct CreateBody {
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
     pub host_config: Option<HostConfig>,
+    pub networking_config: Option<NetworkingConfig>,
+}
+
+/// `NetworkingConfig`: per network, the endpoint's settings (`--network-alias`, `--ip`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct NetworkingConfig {
+    pub endpoints_config: Option<BTreeMap<String, Option<EndpointSettings>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct EndpointSettings {
+    pub aliases: Option<Vec<String>>,
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<Value>,
+    pub links: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +68,7 @@ pub(crate) struct HostConfig {
     pub binds: Option<Vec<String>>,
     pub network_mode: String,
     pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    pub publish_all_ports: bool,
     pub restart_policy: Option<RestartPolicyJson>,
     pub auto_remove: bool,
     pub cap_add: Option<Vec<String>>,
@@ -150,6 +168,43 @@ pub(crate) fn config_from_create(
         "" | "default" => NetworkMode::Bridge,
         m => m.parse()?,
     };
+    let mut network_aliases = Vec::new();
+    let endpoints = body
+        .networking_config
+        .and_then(|n| n.endpoints_config)
+        .unwrap_or_default();
+    for (net, ep) in endpoints {
+        let Some(ep) = ep else { continue };
+        let fixed = ep.ipam_config.as_ref().is_some_and(|v| {
+            v.as_object().is_some_and(|o| {
+                o.values()
+                    .any(|x| !x.is_null() && x != "" && x != &json!([]))
+            })
+        });
+        if fixed {
+            return Err("fixed container addresses (--ip) are not supported by berth".into());
+        }
+        if ep.links.as_ref().is_some_and(|l| !l.is_empty()) {
+            warnings.push("berth ignores NetworkingConfig links (use network aliases)".into());
+        }
+        let aliases = ep.aliases.unwrap_or_default();
+        if aliases.is_empty() {
+            continue;
+        }
+        // Aliases only mean something on the network the container joins.
+        let here = match &network {
+            NetworkMode::Named(n) => *n == net,
+            NetworkMode::Bridge => matches!(net.as_str(), "bridge" | "default"),
+            _ => false,
+        };
+        if !here {
+            return Err(format!(
+                "network aliases for {net} given, but the container joins {}",
+                hc.network_mode
+            ));
+        }
+        network_aliases.extend(aliases);
+    }
     let restart = match hc.restart_policy {
         None => RestartPolicy::No,
         Some(p) => match p.name.as_str() {
@@ -240,6 +295,8 @@ pub(crate) fn config_from_create(
         restart,
         network,
         publish,
+        publish_all: hc.publish_all_ports,
+        network_aliases,
         volumes,
         tmpfs,
         labels: body.labels.unwrap_or_default().into_iter().collect(),
@@ -252,7 +309,6 @@ pub(crate) fn config_from_create(
         pid_host: hc.pid_mode == "host",
         ipc_host: hc.ipc_mode == "host",
         platform: platform.filter(|p| !p.is_empty()),
-        ..Default::default()
     };
     Ok((config, warnings))
 }
@@ -607,6 +663,36 @@ mod tests {
         assert_eq!(c.publish, ["127.0.0.1:5353:53/udp", "9000/tcp"]);
         assert_eq!(c.platform.as_deref(), Some("linux/amd64"));
         assert_eq!(warnings, ["berth ignores HostConfig.Dns"]);
+    }
+
+    /// `docker run --network backend --network-alias db -P IMAGE` (CLI 28.2, abridged).
+    #[test]
+    fn network_aliases_and_publish_all_come_through() {
+        let body: CreateBody = serde_json::from_str(
+            r#"{"Image":"x","HostConfig":{"NetworkMode":"backend","PublishAllPorts":true},
+               "NetworkingConfig":{"EndpointsConfig":{"backend":{"Aliases":["db"],"IPAMConfig":null}}}}"#,
+        )
+        .unwrap();
+        let (c, _) = config_from_create(body, None, None).unwrap();
+        assert_eq!(c.network, NetworkMode::Named("backend".into()));
+        assert_eq!(c.network_aliases, ["db"]);
+        assert!(c.publish_all);
+        let elsewhere: CreateBody = serde_json::from_str(
+            r#"{"Image":"x","HostConfig":{"NetworkMode":"front"},
+               "NetworkingConfig":{"EndpointsConfig":{"back":{"Aliases":["db"]}}}}"#,
+        )
+        .unwrap();
+        assert!(config_from_create(elsewhere, None, None).is_err());
+        let fixed: CreateBody = serde_json::from_str(
+            r#"{"Image":"x","HostConfig":{"NetworkMode":"back"},
+               "NetworkingConfig":{"EndpointsConfig":{"back":{"IPAMConfig":{"IPv4Address":"10.1.0.9"}}}}}"#,
+        )
+        .unwrap();
+        assert!(
+            config_from_create(fixed, None, None)
+                .unwrap_err()
+                .contains("--ip")
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@ pub(crate) mod container;
 pub(crate) mod event;
 pub(crate) mod exec;
 pub(crate) mod image;
+pub(crate) mod network;
 pub(crate) mod stats;
 pub(crate) mod system;
+pub(crate) mod volume;
 
 use std::collections::BTreeMap;
 

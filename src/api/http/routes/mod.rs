@@ -7,7 +7,9 @@ mod events;
 mod exec;
 mod images;
 mod misc;
+mod networks;
 pub(super) mod system;
+mod volumes;
 
 use super::docker::system::HostFacts;
 use super::error::{HttpError, HttpResult};
@@ -142,6 +144,8 @@ pub(crate) fn router(engine: Engine) -> Router {
         .merge(containers::routes())
         .merge(exec::routes())
         .merge(images::routes())
+        .merge(networks::routes())
+        .merge(volumes::routes())
         .merge(misc::routes())
         .route("/build", post(images::build))
         .route(crate::api::wire::COMMAND_PATH, post(berth::command))
