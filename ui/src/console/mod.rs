@@ -5,6 +5,10 @@
 //! - `keys`: the keymap table (help and footer are generated from it); `config`: user overrides
 //! - `popup`: menus, confirmations, inputs, the run form, pull progress
 //! - `views`: logs, stats and inspect state; `view`: rendering; `theme`: colours
+//!
+//! `BERTH_FRAME_LOG=FILE` (off by default) appends one line per drawn frame to FILE: the
+//! microseconds `terminal.draw` took (render and write to the terminal). The load tests
+//! (tests/load) read it; it costs one formatted write per frame when set, nothing when not.
 
 mod app;
 pub mod config;
@@ -346,11 +350,16 @@ async fn event_loop(
     for e in App::initial_effects() {
         effects.run(e);
     }
+    let mut frame_log = FrameLog::from_env();
     let mut redraw = true;
     loop {
         if redraw {
             app.now = unix_now();
+            let began = std::time::Instant::now();
             terminal.draw(|f| f.render_widget(View { app: &app, theme }, f.area()))?;
+            if let Some(log) = &mut frame_log {
+                log.record(began.elapsed());
+            }
             redraw = false;
         }
         let first = tokio::select! {
@@ -397,6 +406,29 @@ async fn event_loop(
         }
     }
     Ok(())
+}
+
+/// Per-frame draw times, when `BERTH_FRAME_LOG` names a file (see the module docs).
+struct FrameLog(std::fs::File);
+
+impl FrameLog {
+    fn from_env() -> Option<Self> {
+        let path = std::env::var_os("BERTH_FRAME_LOG").filter(|p| !p.is_empty())?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+            .map(Self)
+    }
+
+    /// One line per frame, written at once (a reader sees whole lines as they happen).
+    fn record(&mut self, took: std::time::Duration) {
+        use std::io::Write;
+        let _ = self
+            .0
+            .write_all(format!("{}\n", took.as_micros()).as_bytes());
+    }
 }
 
 fn term_msg(ev: TermEvent) -> Option<Msg> {
