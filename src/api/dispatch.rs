@@ -37,6 +37,22 @@ pub struct Dispatcher {
     runtime: crate::runtime::Runtime,
     execs: std::sync::Arc<crate::api::handlers::container::Execs>,
     watching: std::sync::OnceLock<()>,
+    /// This process's tasks take the root's change lock one at a time (see [`Self::lock`]).
+    lock_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The state root's change lock as a task of this process holds it: the `flock` (released
+/// first) and this process's turn.
+pub(crate) struct ChangeLock {
+    root: crate::api::root::RootLock,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for ChangeLock {
+    type Target = crate::api::root::RootLock;
+    fn deref(&self) -> &Self::Target {
+        &self.root
+    }
 }
 
 impl Dispatcher {
@@ -57,6 +73,7 @@ impl Dispatcher {
             runtime,
             execs: Default::default(),
             watching: std::sync::OnceLock::new(),
+            lock_turn: Default::default(),
         }
     }
 
@@ -93,11 +110,23 @@ impl Dispatcher {
             .map_err(|e| ApiError::engine("image task", e))
     }
 
-    /// Take the state root's change lock (blocking: changes under it are short).
-    pub(crate) fn lock(&self) -> Result<crate::api::root::RootLock, ApiError> {
-        self.root
-            .lock()
-            .map_err(|e| ApiError::engine("locking the state root", e))
+    /// Take the state root's change lock. Handlers hold it across `.await`s (a container's
+    /// creation runs on the blocking pool), so waiting for it must never block an async worker:
+    /// with every worker stuck in `flock` behind a holder that needs a worker to go on, the
+    /// engine hung (50 concurrent creates on `berth serve`, tests/load). Tasks of this process
+    /// wait their turn on an async mutex; the `flock` (other processes hold it too) is taken on
+    /// the blocking pool.
+    pub(crate) async fn lock(&self) -> Result<ChangeLock, ApiError> {
+        let turn = std::sync::Arc::clone(&self.lock_turn).lock_owned().await;
+        let root = self.root.clone();
+        let flock = tokio::task::spawn_blocking(move || root.lock())
+            .await
+            .map_err(|e| ApiError::engine("locking the state root", e))?
+            .map_err(|e| ApiError::engine("locking the state root", e))?;
+        Ok(ChangeLock {
+            root: flock,
+            _turn: turn,
+        })
     }
 
     /// How many containers use each image id.
@@ -201,7 +230,7 @@ impl Dispatcher {
                 .map(Reply::Audit)
                 .map_err(|e| ApiError::engine("reading the audit log", e)),
             Command::SystemCheck { repair } => {
-                let lock = self.lock()?;
+                let lock = self.lock().await?;
                 let report = self.images_blocking(move |s| s.check(repair)).await?;
                 drop(lock);
                 let report = report.map_err(|e| ApiError::engine("checking the store", e))?;
@@ -587,5 +616,56 @@ mod dispatcher_tests {
         .err()
         .expect("an invalid policy must refuse to start");
         assert!(err.to_string().contains("p.toml:3"), "{err}");
+    }
+
+    /// More tasks than async workers, each holding the change lock across an `.await` on the
+    /// blocking pool (as a container's creation does): all finish. When waiting for the lock
+    /// blocked the workers in `flock`, the holder was never polled again and this hung.
+    #[test]
+    fn tasks_holding_the_change_lock_across_awaits_never_starve_the_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path().join("root")).unwrap();
+        let d = std::sync::Arc::new(Dispatcher::new(
+            root.clone(),
+            crate::api::engine::load_policy(None).unwrap(),
+            EventBus::new(root.events_path()),
+            ImageStore::open(root.path()).unwrap(),
+            crate::runtime::Runtime::open(root.path()).unwrap(),
+        ));
+        // A runtime like `berth serve`'s, watched from outside: a hung one drives no timers.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let inside = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let tasks: Vec<_> = (0..16)
+                    .map(|_| {
+                        let (d, inside) = (d.clone(), inside.clone());
+                        tokio::spawn(async move {
+                            let _lock = d.lock().await.unwrap();
+                            let before = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            assert_eq!(before, 0, "two holders at once");
+                            tokio::task::spawn_blocking(|| {
+                                std::thread::sleep(std::time::Duration::from_millis(5))
+                            })
+                            .await
+                            .unwrap();
+                            inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            });
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the lock holders finish: no async worker blocked in flock");
     }
 }

@@ -559,7 +559,7 @@ impl Dispatcher {
                 .map_err(|e| ApiError::engine("recording the container", e))?,
         };
         // Names are unique: check and create under the root's change lock.
-        let lock = self.lock()?;
+        let lock = self.lock().await?;
         let taken = self
             .runtime()
             .list()
@@ -747,7 +747,7 @@ impl Dispatcher {
             )));
         }
         let rid = self.resolve_container(&id)?;
-        let _lock = self.lock()?;
+        let _lock = self.lock().await?;
         let states = self
             .runtime()
             .list()
