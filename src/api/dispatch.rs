@@ -41,6 +41,16 @@ pub struct Dispatcher {
     lock_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
+/// Runs `f`, which blocks, without holding up the other async tasks of this thread: on a
+/// multi-threaded runtime they move to another worker meanwhile (a current-thread runtime,
+/// as in unit tests, has nowhere to move them: `f` just runs).
+pub(crate) fn blocking_here<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The state root's change lock as a task of this process holds it: the `flock` (released
 /// first) and this process's turn.
 pub(crate) struct ChangeLock {
@@ -481,6 +491,45 @@ pub(crate) fn rfc3339_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Blocking work in `blocking_here` on every async worker at once: the other tasks still
+    /// run. Here the blocked ones wait for a task spawned after them; run on the workers
+    /// themselves, they waited forever.
+    #[test]
+    fn blocking_here_leaves_the_workers_to_the_other_tasks() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (txs, blocked): (Vec<_>, Vec<_>) = (0..2)
+                    .map(|_| {
+                        let (tx, rx) = std::sync::mpsc::channel::<()>();
+                        (tx, tokio::spawn(async move { blocking_here(|| rx.recv()) }))
+                    })
+                    .unzip();
+                // Let both occupy a worker before the releasing task exists.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::spawn(async move {
+                    for tx in txs {
+                        tx.send(()).unwrap();
+                    }
+                })
+                .await
+                .unwrap();
+                for b in blocked {
+                    b.await.unwrap().unwrap();
+                }
+            });
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a task could run while both workers were in blocking work");
+    }
 
     #[test]
     fn host_ports_of_publish_specs() {

@@ -359,17 +359,22 @@ impl Dispatcher {
     }
 
     pub(crate) async fn container_list(&self, all: bool) -> Result<Reply, ApiError> {
-        let states = self
-            .runtime()
-            .list()
-            .map_err(|e| runtime_error("listing containers", e))?;
-        let mut list: Vec<ContainerSummary> = states
-            .iter()
-            .map(|st| self.summary(st))
-            .filter(|c| all || c.state.is_alive())
-            .collect();
-        list.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
-        Ok(Reply::Containers(list))
+        // A few files per container, and a wait on the lock of one being changed: never on
+        // an async worker's time (a console listing 200 while they were removed stalled its
+        // keys, tests/load).
+        crate::api::dispatch::blocking_here(|| {
+            let states = self
+                .runtime()
+                .list()
+                .map_err(|e| runtime_error("listing containers", e))?;
+            let mut list: Vec<ContainerSummary> = states
+                .iter()
+                .map(|st| self.summary(st))
+                .filter(|c| all || c.state.is_alive())
+                .collect();
+            list.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
+            Ok(Reply::Containers(list))
+        })
     }
 
     /// How many containers use each image id.
