@@ -56,6 +56,11 @@ struct Effects {
     tx: mpsc::UnboundedSender<Msg>,
     logs: Option<JoinHandle<()>>,
     stats: Option<JoinHandle<()>>,
+    /// A container list is on its way; `relist`: another was asked for meanwhile. One list at
+    /// a time: under a storm of events (200 containers removed at once) overlapping lists
+    /// kept the engine's threads busy and the keys waited (tests/load).
+    listing: bool,
+    relist: bool,
 }
 
 fn job_error(e: ApiError) -> JobError {
@@ -81,8 +86,23 @@ impl Effects {
         });
     }
 
+    /// A container list arrived: the one asked for meanwhile, if any, goes now.
+    fn listed(&mut self) {
+        self.listing = false;
+        if std::mem::take(&mut self.relist) {
+            self.run(Effect::Query(Query::Containers));
+        }
+    }
+
     /// The console lists every container and filters running ones itself (`a`).
     fn run(&mut self, effect: Effect) {
+        if effect == Effect::Query(Query::Containers) {
+            if self.listing {
+                self.relist = true;
+                return;
+            }
+            self.listing = true;
+        }
         let engine = self.engine.clone();
         match effect {
             Effect::Query(q) => self.spawn(async move {
@@ -346,6 +366,8 @@ async fn event_loop(
         tx,
         logs: None,
         stats: None,
+        listing: false,
+        relist: false,
     };
     for e in App::initial_effects() {
         effects.run(e);
@@ -388,7 +410,9 @@ async fn event_loop(
             batch.push(m);
         }
         let mut todo: Vec<Effect> = Vec::new();
+        let mut listed = false;
         for msg in batch {
+            listed |= matches!(msg, Msg::Containers(_));
             let out = app.update(msg);
             redraw |= out.redraw;
             for e in out.effects {
@@ -397,6 +421,9 @@ async fn event_loop(
                     todo.push(e);
                 }
             }
+        }
+        if listed {
+            effects.listed();
         }
         for e in todo {
             effects.run(e);
@@ -445,5 +472,40 @@ fn term_msg(ev: TermEvent) -> Option<Msg> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Container lists asked for while one is on its way become one more list once it
+    /// arrives, not one each (an event storm asked for hundreds).
+    #[tokio::test]
+    async fn one_container_list_at_a_time_and_one_more_for_those_asked_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(berth::api::EngineOptions {
+            root: Some(dir.path().join("root")),
+            policy: None,
+        })
+        .unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut effects = Effects {
+            engine,
+            tx,
+            logs: None,
+            stats: None,
+            listing: false,
+            relist: false,
+        };
+        for _ in 0..5 {
+            effects.run(Effect::Query(Query::Containers));
+        }
+        assert!(matches!(rx.recv().await, Some(Msg::Containers(Ok(_)))));
+        effects.listed();
+        assert!(matches!(rx.recv().await, Some(Msg::Containers(Ok(_)))));
+        effects.listed();
+        assert!(!effects.listing, "nothing more was asked for");
+        assert!(rx.try_recv().is_err(), "five asks, two lists");
     }
 }
