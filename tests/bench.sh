@@ -2,7 +2,7 @@
 # berth's benchmark suite (a benchmark, not a test: tests/run.sh never runs it). As root:
 #
 #   tests/bench.sh                 everything: install, build, fixtures, every comparison, table
-#   tests/bench.sh runtime run     only some sections: runtime run serve console memory pull
+#   tests/bench.sh runtime run     only some sections: runtime run serve console memory pull load
 #
 # 1. installs what it compares against and needs (Debian: runc crun podman skopeo umoci
 #    docker-registry hyperfine jq busybox-static tmux python3 openssl curl; a docker CLI if none),
@@ -14,7 +14,8 @@
 #
 # Knobs: RUNS (fast things, 50), SLOW_RUNS (engine runs, 20), PULL_RUNS (5), COOLDOWN (s, 65),
 # BENCH_DIR (/var/tmp/berth-bench), BERTH (a prebuilt binary; skips the build),
-# CONSOLE_CONTAINERS (1000), SERVE_CONTAINERS (200), DOCKER_CLI (a docker CLI; default /usr/local/bin/docker or `docker`).
+# CONSOLE_CONTAINERS (1000), SERVE_CONTAINERS (200), LOAD_CONTAINERS (200), LOAD_CLIENTS (50),
+# LOAD_SECS (API soak, 120), LOAD_KEY_ROUNDS (20), DOCKER_CLI (a docker CLI; default /usr/local/bin/docker or `docker`).
 # Results: $BENCH_DIR/results/{table.md,commands.md,summary.tsv,metrics.tsv,env.txt,raw/}.
 # Everything it starts (registry, berth serve, console, containers) is stopped on exit; the
 # hugetlb mount crun needs and the CNI bridge podman creates are undone.
@@ -33,7 +34,11 @@ SLOW_RUNS=${SLOW_RUNS:-20}
 PULL_RUNS=${PULL_RUNS:-5}
 COOLDOWN=${COOLDOWN:-65}
 CONSOLE_CONTAINERS=${CONSOLE_CONTAINERS:-1000}
-SECTIONS=${*:-runtime run serve console memory pull}
+LOAD_CONTAINERS=${LOAD_CONTAINERS:-200}
+LOAD_CLIENTS=${LOAD_CLIENTS:-50}
+LOAD_SECS=${LOAD_SECS:-120}
+LOAD_KEY_ROUNDS=${LOAD_KEY_ROUNDS:-20}
+SECTIONS=${*:-runtime run serve console memory pull load}
 SMALL=$REG/bench/small:latest
 BIG=$REG/bench/big:latest
 B=$BENCH_DIR/bundles/true
@@ -309,6 +314,26 @@ section_pull() {
   pull_round_cleanup; log "cooling down ${COOLDOWN}s before the pulls"; sleep "$COOLDOWN"
   pull_group "pull small" "$SMALL" 10 || return 1
   pull_group "pull big" "$BIG" "$PULL_RUNS" || return 1
+}
+
+# load (issue #11): tests/load/main.rs run longer, release build: LOAD_CONTAINERS containers at
+# once under the console (key latency, frame times), LOAD_CLIENTS API clients doing run/rm loops
+# against berth serve for LOAD_SECS. The tests assert no error and no leak; their `LOAD name
+# figures` lines become metrics.
+section_load() {
+  log "== load: $LOAD_CONTAINERS containers under the console; $LOAD_CLIENTS API clients for ${LOAD_SECS}s"
+  local out=$RESULTS/raw/load.txt rc=0
+  BERTH_TEST_REGISTRY=$REG BERTH_LOAD_CONTAINERS=$LOAD_CONTAINERS BERTH_LOAD_CLIENTS=$LOAD_CLIENTS \
+    BERTH_LOAD_SECS=$LOAD_SECS BERTH_LOAD_KEY_ROUNDS=$LOAD_KEY_ROUNDS \
+    cargo test --release -p berth-ui --test load -- --nocapture --test-threads 1 > "$out" 2>&1 || rc=$?
+  local name value
+  while read -r name value; do
+    metric load "$name" "$value" "" "" "tests/load (release), $RESULTS/raw/load.txt"
+  done < <(sed -n 's/^LOAD //p' "$out")
+  if [ "$rc" != 0 ]; then
+    log "load tests failed: $(grep -m5 -E 'panicked|failed|left behind' "$out")"
+    return 1
+  fi
 }
 
 # ---- run ------------------------------------------------------------------------------------------

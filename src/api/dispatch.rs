@@ -39,6 +39,8 @@ pub struct Dispatcher {
     watching: std::sync::OnceLock<()>,
     /// Background deletions (removed containers' snapshots), finished before the engine goes.
     pending: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// This process's tasks take the root's change lock one at a time (see [`Self::lock`]).
+    lock_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Drop for Dispatcher {
@@ -63,6 +65,30 @@ impl Drop for Dispatcher {
     }
 }
 
+/// Runs `f`, which blocks, without holding up the other async tasks of this thread: on a
+/// multi-threaded runtime they move to another worker meanwhile (a current-thread runtime,
+/// as in unit tests, has nowhere to move them: `f` just runs).
+pub(crate) fn blocking_here<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// The state root's change lock as a task of this process holds it: the `flock` (released
+/// first) and this process's turn.
+pub(crate) struct ChangeLock {
+    root: crate::api::root::RootLock,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for ChangeLock {
+    type Target = crate::api::root::RootLock;
+    fn deref(&self) -> &Self::Target {
+        &self.root
+    }
+}
+
 impl Dispatcher {
     pub fn new(
         root: StateRoot,
@@ -82,6 +108,7 @@ impl Dispatcher {
             execs: Default::default(),
             watching: std::sync::OnceLock::new(),
             pending: Default::default(),
+            lock_turn: Default::default(),
         }
     }
 
@@ -128,11 +155,23 @@ impl Dispatcher {
             .map_err(|e| ApiError::engine("image task", e))
     }
 
-    /// Take the state root's change lock (blocking: changes under it are short).
-    pub(crate) fn lock(&self) -> Result<crate::api::root::RootLock, ApiError> {
-        self.root
-            .lock()
-            .map_err(|e| ApiError::engine("locking the state root", e))
+    /// Take the state root's change lock. Handlers hold it across `.await`s (a container's
+    /// creation runs on the blocking pool), so waiting for it must never block an async worker:
+    /// with every worker stuck in `flock` behind a holder that needs a worker to go on, the
+    /// engine hung (50 concurrent creates on `berth serve`, tests/load). Tasks of this process
+    /// wait their turn on an async mutex; the `flock` (other processes hold it too) is taken on
+    /// the blocking pool.
+    pub(crate) async fn lock(&self) -> Result<ChangeLock, ApiError> {
+        let turn = std::sync::Arc::clone(&self.lock_turn).lock_owned().await;
+        let root = self.root.clone();
+        let flock = tokio::task::spawn_blocking(move || root.lock())
+            .await
+            .map_err(|e| ApiError::engine("locking the state root", e))?
+            .map_err(|e| ApiError::engine("locking the state root", e))?;
+        Ok(ChangeLock {
+            root: flock,
+            _turn: turn,
+        })
     }
 
     /// How many containers use each image id.
@@ -236,7 +275,7 @@ impl Dispatcher {
                 .map(Reply::Audit)
                 .map_err(|e| ApiError::engine("reading the audit log", e)),
             Command::SystemCheck { repair } => {
-                let lock = self.lock()?;
+                let lock = self.lock().await?;
                 // Containers first: a repair removes a dead builder's RUN container before the
                 // image check removes its scratch directory.
                 let debris = self.container_debris(repair, &lock);
@@ -495,6 +534,45 @@ pub(crate) fn rfc3339_now() -> String {
 mod tests {
     use super::*;
 
+    /// Blocking work in `blocking_here` on every async worker at once: the other tasks still
+    /// run. Here the blocked ones wait for a task spawned after them; run on the workers
+    /// themselves, they waited forever.
+    #[test]
+    fn blocking_here_leaves_the_workers_to_the_other_tasks() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (txs, blocked): (Vec<_>, Vec<_>) = (0..2)
+                    .map(|_| {
+                        let (tx, rx) = std::sync::mpsc::channel::<()>();
+                        (tx, tokio::spawn(async move { blocking_here(|| rx.recv()) }))
+                    })
+                    .unzip();
+                // Let both occupy a worker before the releasing task exists.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::spawn(async move {
+                    for tx in txs {
+                        tx.send(()).unwrap();
+                    }
+                })
+                .await
+                .unwrap();
+                for b in blocked {
+                    b.await.unwrap().unwrap();
+                }
+            });
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a task could run while both workers were in blocking work");
+    }
+
     #[test]
     fn host_ports_of_publish_specs() {
         assert_eq!(host_port("8080:80"), Some(8080));
@@ -629,5 +707,56 @@ mod dispatcher_tests {
         .err()
         .expect("an invalid policy must refuse to start");
         assert!(err.to_string().contains("p.toml:3"), "{err}");
+    }
+
+    /// More tasks than async workers, each holding the change lock across an `.await` on the
+    /// blocking pool (as a container's creation does): all finish. When waiting for the lock
+    /// blocked the workers in `flock`, the holder was never polled again and this hung.
+    #[test]
+    fn tasks_holding_the_change_lock_across_awaits_never_starve_the_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path().join("root")).unwrap();
+        let d = std::sync::Arc::new(Dispatcher::new(
+            root.clone(),
+            crate::api::engine::load_policy(None).unwrap(),
+            EventBus::new(root.events_path()),
+            ImageStore::open(root.path()).unwrap(),
+            crate::runtime::Runtime::open(root.path()).unwrap(),
+        ));
+        // A runtime like `berth serve`'s, watched from outside: a hung one drives no timers.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let inside = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let tasks: Vec<_> = (0..16)
+                    .map(|_| {
+                        let (d, inside) = (d.clone(), inside.clone());
+                        tokio::spawn(async move {
+                            let _lock = d.lock().await.unwrap();
+                            let before = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            assert_eq!(before, 0, "two holders at once");
+                            tokio::task::spawn_blocking(|| {
+                                std::thread::sleep(std::time::Duration::from_millis(5))
+                            })
+                            .await
+                            .unwrap();
+                            inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            });
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the lock holders finish: no async worker blocked in flock");
     }
 }

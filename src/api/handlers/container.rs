@@ -411,25 +411,30 @@ impl Dispatcher {
     }
 
     pub(crate) async fn container_list(&self, all: bool) -> Result<Reply, ApiError> {
-        // One state at a time, straight into its summary: the list never holds every
-        // container's full state and record at once (the console's RSS with 1,000).
-        let net = Net::open(self.root().path()).ok();
-        let mut list: Vec<ContainerSummary> = self
-            .runtime()
-            .list_map(|st| {
-                let c = self.summary_with(&st, net.as_ref());
-                (all || c.state.is_alive()).then_some(c)
-            })
-            .map_err(|e| runtime_error("listing containers", e))?
-            .into_iter()
-            .flatten()
-            .collect();
-        list.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
-        if list.len() >= 100 {
-            // Give the transient parse garbage back (glibc keeps freed pages otherwise).
-            crate::runtime::sys::release_free_memory();
-        }
-        Ok(Reply::Containers(list))
+        // A few files per container, and a wait on the lock of one being changed: never on
+        // an async worker's time (a console listing 200 while they were removed stalled its
+        // keys, tests/load).
+        crate::api::dispatch::blocking_here(|| {
+            // One state at a time, straight into its summary: the list never holds every
+            // container's full state and record at once (the console's RSS with 1,000).
+            let net = Net::open(self.root().path()).ok();
+            let mut list: Vec<ContainerSummary> = self
+                .runtime()
+                .list_map(|st| {
+                    let c = self.summary_with(&st, net.as_ref());
+                    (all || c.state.is_alive()).then_some(c)
+                })
+                .map_err(|e| runtime_error("listing containers", e))?
+                .into_iter()
+                .flatten()
+                .collect();
+            list.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
+            if list.len() >= 100 {
+                // Give the transient parse garbage back (glibc keeps freed pages otherwise).
+                crate::runtime::sys::release_free_memory();
+            }
+            Ok(Reply::Containers(list))
+        })
     }
 
     /// How many containers use each image id.
@@ -476,7 +481,7 @@ impl Dispatcher {
         // Under the root's change lock from the snapshot on: an image prune cannot take the
         // layers away before the container is recorded, and a snapshot without its container
         // is, for `system check` (which takes the lock too), what a killed create left.
-        let lock = self.lock()?;
+        let lock = self.lock().await?;
         let (img, dir) = (image.0.clone(), snapshot_dir.clone());
         let prepared = self
             .images_blocking(move |s| s.prepare_rootfs(&img, &dir))
@@ -814,7 +819,7 @@ impl Dispatcher {
             )));
         }
         let rid = self.resolve_container(&id)?;
-        let _lock = self.lock()?;
+        let _lock = self.lock().await?;
         let states = self
             .runtime()
             .list()

@@ -132,7 +132,7 @@ impl Dispatcher {
     ) -> Result<Reply, ApiError> {
         let dst = parse_reference(&target)?;
         let id = {
-            let _lock = self.lock()?;
+            let _lock = self.lock().await?;
             self.images()
                 .tag(source.as_str(), &dst)
                 .map_err(|e| image_error("tagging", e))?
@@ -152,7 +152,7 @@ impl Dispatcher {
     ) -> Result<Reply, ApiError> {
         let in_use = self.image_use_counts()?;
         let removed = {
-            let _lock = self.lock()?;
+            let _lock = self.lock().await?;
             self.images()
                 .remove(reference.as_str(), force, &|id| {
                     in_use.contains_key(&id.to_string())
@@ -186,7 +186,7 @@ impl Dispatcher {
     pub(crate) async fn image_prune(&self, all: bool) -> Result<Reply, ApiError> {
         let in_use = self.image_use_counts()?;
         let (removed, freed) = {
-            let _lock = self.lock()?;
+            let _lock = self.lock().await?;
             self.images()
                 .prune(all, &|id| in_use.contains_key(&id.to_string()))
                 .map_err(|e| image_error("pruning images", e))?
@@ -308,7 +308,7 @@ impl Dispatcher {
         let file = std::fs::File::open(&path)
             .map_err(|e| ApiError::InvalidArgument(format!("{}: {e}", path.display())))?;
         let loaded = {
-            let _lock = self.lock()?;
+            let _lock = self.lock().await?;
             self.images()
                 .load(
                     std::io::BufReader::with_capacity(1 << 20, file),
@@ -350,7 +350,7 @@ impl Dispatcher {
         let name = reference.as_ref().map(parse_reference).transpose()?;
         let file = std::fs::File::open(&path)
             .map_err(|e| ApiError::InvalidArgument(format!("{}: {e}", path.display())))?;
-        let lock = self.lock()?;
+        let lock = self.lock().await?;
         let n = name.clone();
         let id = self
             .images_blocking(move |s| s.import(file, n.as_ref(), Default::default()))

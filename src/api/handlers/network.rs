@@ -288,7 +288,7 @@ impl Dispatcher {
 
     pub(crate) async fn network_list(&self) -> Result<Reply, ApiError> {
         // Endpoints of containers removed behind our back (`--rm`) are not shown.
-        let lock = self.lock()?;
+        let lock = self.lock().await?;
         self.sweep_networks(&lock)?;
         drop(lock);
         let nets = self
@@ -320,7 +320,7 @@ impl Dispatcher {
     }
 
     pub(crate) async fn network_inspect(&self, name: String) -> Result<Reply, ApiError> {
-        let lock = self.lock()?;
+        let lock = self.lock().await?;
         self.sweep_networks(&lock)?;
         drop(lock);
         let n = self
@@ -331,7 +331,7 @@ impl Dispatcher {
     }
 
     pub(crate) async fn network_remove(&self, name: String) -> Result<Reply, ApiError> {
-        let lock = self.lock()?;
+        let lock = self.lock().await?;
         self.sweep_networks(&lock)?;
         self.net()?
             .remove(&name)

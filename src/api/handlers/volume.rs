@@ -238,7 +238,7 @@ impl Dispatcher {
             let b: u128 = rand::random();
             format!("{a:032x}{b:032x}")
         });
-        let _lock = self.lock()?;
+        let _lock = self.lock().await?;
         self.ensure_volume(&name, labels.into_iter().collect())?;
         Ok(Reply::Volume(
             self.volume_info(&name, &self.volume_users())?,
@@ -266,7 +266,7 @@ impl Dispatcher {
     }
 
     pub(crate) async fn volume_remove(&self, name: String) -> Result<Reply, ApiError> {
-        let _lock = self.lock()?;
+        let _lock = self.lock().await?;
         self.read_meta(&name)?;
         if let Some(users) = self.volume_users().get(&name) {
             return Err(ApiError::Conflict(format!(
@@ -279,7 +279,7 @@ impl Dispatcher {
     }
 
     pub(crate) async fn volume_prune(&self) -> Result<Reply, ApiError> {
-        let _lock = self.lock()?;
+        let _lock = self.lock().await?;
         let users = self.volume_users();
         let mut removed = Vec::new();
         let mut freed = 0;

@@ -5,6 +5,10 @@
 //! - `keys`: the keymap table (help and footer are generated from it); `config`: user overrides
 //! - `popup`: menus, confirmations, inputs, the run form, pull progress
 //! - `views`: logs, stats and inspect state; `view`: rendering; `theme`: colours
+//!
+//! `BERTH_FRAME_LOG=FILE` (off by default) appends one line per drawn frame to FILE: the
+//! microseconds `terminal.draw` took (render and write to the terminal). The load tests
+//! (tests/load) read it; it costs one formatted write per frame when set, nothing when not.
 
 mod app;
 pub mod config;
@@ -52,6 +56,11 @@ struct Effects {
     tx: mpsc::UnboundedSender<Msg>,
     logs: Option<JoinHandle<()>>,
     stats: Option<JoinHandle<()>>,
+    /// A container list is on its way; `relist`: another was asked for meanwhile. One list at
+    /// a time: under a storm of events (200 containers removed at once) overlapping lists
+    /// kept the engine's threads busy and the keys waited (tests/load).
+    listing: bool,
+    relist: bool,
 }
 
 fn job_error(e: ApiError) -> JobError {
@@ -77,8 +86,23 @@ impl Effects {
         });
     }
 
+    /// A container list arrived: the one asked for meanwhile, if any, goes now.
+    fn listed(&mut self) {
+        self.listing = false;
+        if std::mem::take(&mut self.relist) {
+            self.run(Effect::Query(Query::Containers));
+        }
+    }
+
     /// The console lists every container and filters running ones itself (`a`).
     fn run(&mut self, effect: Effect) {
+        if effect == Effect::Query(Query::Containers) {
+            if self.listing {
+                self.relist = true;
+                return;
+            }
+            self.listing = true;
+        }
         let engine = self.engine.clone();
         match effect {
             Effect::Query(q) => self.spawn(async move {
@@ -342,15 +366,22 @@ async fn event_loop(
         tx,
         logs: None,
         stats: None,
+        listing: false,
+        relist: false,
     };
     for e in App::initial_effects() {
         effects.run(e);
     }
+    let mut frame_log = FrameLog::from_env();
     let mut redraw = true;
     loop {
         if redraw {
             app.now = unix_now();
+            let began = std::time::Instant::now();
             terminal.draw(|f| f.render_widget(View { app: &app, theme }, f.area()))?;
+            if let Some(log) = &mut frame_log {
+                log.record(began.elapsed());
+            }
             redraw = false;
         }
         let first = tokio::select! {
@@ -379,7 +410,9 @@ async fn event_loop(
             batch.push(m);
         }
         let mut todo: Vec<Effect> = Vec::new();
+        let mut listed = false;
         for msg in batch {
+            listed |= matches!(msg, Msg::Containers(_));
             let out = app.update(msg);
             redraw |= out.redraw;
             for e in out.effects {
@@ -389,6 +422,9 @@ async fn event_loop(
                 }
             }
         }
+        if listed {
+            effects.listed();
+        }
         for e in todo {
             effects.run(e);
         }
@@ -397,6 +433,29 @@ async fn event_loop(
         }
     }
     Ok(())
+}
+
+/// Per-frame draw times, when `BERTH_FRAME_LOG` names a file (see the module docs).
+struct FrameLog(std::fs::File);
+
+impl FrameLog {
+    fn from_env() -> Option<Self> {
+        let path = std::env::var_os("BERTH_FRAME_LOG").filter(|p| !p.is_empty())?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+            .map(Self)
+    }
+
+    /// One line per frame, written at once (a reader sees whole lines as they happen).
+    fn record(&mut self, took: std::time::Duration) {
+        use std::io::Write;
+        let _ = self
+            .0
+            .write_all(format!("{}\n", took.as_micros()).as_bytes());
+    }
 }
 
 fn term_msg(ev: TermEvent) -> Option<Msg> {
@@ -413,5 +472,40 @@ fn term_msg(ev: TermEvent) -> Option<Msg> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Container lists asked for while one is on its way become one more list once it
+    /// arrives, not one each (an event storm asked for hundreds).
+    #[tokio::test]
+    async fn one_container_list_at_a_time_and_one_more_for_those_asked_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(berth::api::EngineOptions {
+            root: Some(dir.path().join("root")),
+            policy: None,
+        })
+        .unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut effects = Effects {
+            engine,
+            tx,
+            logs: None,
+            stats: None,
+            listing: false,
+            relist: false,
+        };
+        for _ in 0..5 {
+            effects.run(Effect::Query(Query::Containers));
+        }
+        assert!(matches!(rx.recv().await, Some(Msg::Containers(Ok(_)))));
+        effects.listed();
+        assert!(matches!(rx.recv().await, Some(Msg::Containers(Ok(_)))));
+        effects.listed();
+        assert!(!effects.listing, "nothing more was asked for");
+        assert!(rx.try_recv().is_err(), "five asks, two lists");
     }
 }
