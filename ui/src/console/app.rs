@@ -699,6 +699,12 @@ impl App {
                     s.resize = resize;
                     s.input = input;
                     s.started = true;
+                    let early = std::mem::take(&mut s.typed_early);
+                    if let Some(i) = &s.input
+                        && !early.is_empty()
+                    {
+                        let _ = i.try_send(bytes::Bytes::from(early));
+                    }
                 }
                 out.redraw = true;
             }
@@ -1005,30 +1011,38 @@ impl App {
             }
             return;
         }
+        let active = self.active_session;
         if self.pane == Pane::Shell
-            && let Some(sess) = self
-                .active_session
-                .and_then(|a| self.sessions.iter().find(|s| s.id == a))
+            && let Some(sess) = active.and_then(|a| self.sessions.iter_mut().find(|s| s.id == a))
             && !sess.ended()
         {
+            let mut note = None;
             if super::terminal::is_detach(k) {
                 let back = match sess.kind {
                     SessionKind::Shell => "e or 8 goes back",
                     SessionKind::Attach => "A or 8 goes back",
                 };
                 self.pane = Pane::Containers;
-                self.info(format!(
+                note = Some(format!(
                     "detached from {}; it keeps running ({back})",
                     sess.title()
                 ));
-                out.redraw = true;
+            } else if !sess.started {
+                // Typed while connecting: kept for the session, not lost.
+                if let Some(bytes) = super::terminal::encode_key(k) {
+                    sess.typed_early.extend(bytes);
+                }
             } else if sess.read_only() {
-                self.info("no TTY: this shows the container's output only (Ctrl-] detaches)");
-                out.redraw = true;
+                note =
+                    Some("no TTY: this shows the container's output only (Ctrl-] detaches)".into());
             } else if let (Some(bytes), Some(input)) = (super::terminal::encode_key(k), &sess.input)
             {
                 // The shell's echo redraws; a full buffer drops the key rather than block the UI.
                 let _ = input.try_send(bytes::Bytes::from(bytes));
+            }
+            if let Some(n) = note {
+                self.info(n);
+                out.redraw = true;
             }
             return;
         }
@@ -2004,12 +2018,15 @@ mod tests {
         );
         assert_eq!(app.pane, Pane::Shell);
         let session = app.active_session.unwrap();
+        app.update(key('e'));
+        app.update(key('c'));
         let (tx, mut rx) = tokio::sync::mpsc::channel(4);
         app.update(Msg::ShellStarted {
             session,
             resize: Some(ResizeTarget::Container(id.clone())),
             input: Some(tx),
         });
+        assert_eq!(rx.try_recv().unwrap(), &b"ec"[..], "typed while connecting");
         app.update(key('x'));
         assert_eq!(
             rx.try_recv().unwrap(),

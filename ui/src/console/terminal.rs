@@ -45,6 +45,8 @@ pub struct Session {
     pub input: Option<mpsc::Sender<Bytes>>,
     /// Connected (the exec started, the attach answered).
     pub started: bool,
+    /// Keys typed before the session was connected, sent once it is.
+    pub typed_early: Vec<u8>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     /// The session's process is gone (an attach can end without an exit code to show).
@@ -69,6 +71,7 @@ impl Session {
             parser: vt100::Parser::new(nz(rows), nz(cols), 1000),
             input: None,
             started: false,
+            typed_early: Vec::new(),
             exit_code: None,
             error: None,
             closed: false,
