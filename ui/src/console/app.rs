@@ -255,7 +255,7 @@ pub enum Msg {
     /// [`App::wants_usage`]).
     UsageTick,
     /// One sample per running container, or why there is none.
-    Usage(Result<Vec<StatsSample>, String>),
+    Usage(Result<Vec<StatsSample>, JobError>),
 }
 
 /// What an update asks of the event loop.
@@ -411,6 +411,8 @@ pub struct App {
     pub usage: HashMap<String, Usage>,
     /// A sample has been asked for and not answered yet.
     usage_pending: bool,
+    /// The policy refused the samples: not asked again (each refusal is an audit record).
+    usage_denied: bool,
 }
 
 impl App {
@@ -455,6 +457,7 @@ impl App {
             now: 0,
             usage: HashMap::new(),
             usage_pending: false,
+            usage_denied: false,
         };
         app.resize(width, height);
         app
@@ -513,6 +516,7 @@ impl App {
     pub fn wants_usage(&self) -> bool {
         self.pane == Pane::Containers
             && !self.usage_pending
+            && !self.usage_denied
             && self
                 .containers
                 .items()
@@ -747,8 +751,23 @@ impl App {
                             out.redraw = self.pane == Pane::Containers;
                         }
                     }
+                    Err(JobError::Denied { rule, reason }) => {
+                        self.usage_denied = true;
+                        self.error(format!(
+                            "CPU and memory columns off: container.stats denied: {reason}{}",
+                            rule.map(|r| format!(" ({r})")).unwrap_or_default()
+                        ));
+                        out.redraw = true;
+                    }
                     Err(e) => {
-                        let text = format!("container stats: {e}");
+                        let text = format!(
+                            "container stats: {}",
+                            match e {
+                                JobError::Failed(m)
+                                | JobError::NeedsConfirmation { reason: m, .. }
+                                | JobError::Denied { reason: m, .. } => m,
+                            }
+                        );
                         if self.status.as_ref().map(|s| &s.text) != Some(&text) {
                             self.error(text);
                             out.redraw = true;
@@ -1999,6 +2018,16 @@ mod tests {
             app.update(Msg::Usage(Ok(vec![sample(&id, 50.0, 5_000_000)])))
                 .redraw
         );
+        // a refusal by the policy stops the sampling (each would be an audit record)
+        let mut denied = App::new("t", keys::default_keymap(), 80, 24);
+        denied.update(Msg::Containers(Ok(vec![container("web", S::Running)])));
+        denied.update(Msg::UsageTick);
+        denied.update(Msg::Usage(Err(JobError::Denied {
+            rule: Some("p:3".into()),
+            reason: "no stats".into(),
+        })));
+        assert!(!denied.wants_usage());
+        assert!(denied.status.as_ref().unwrap().text.contains("no stats"));
         // another pane: no sampling, no redraw for samples in flight
         app.update(key('2'));
         assert!(!app.wants_usage());

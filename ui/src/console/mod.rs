@@ -253,8 +253,8 @@ impl Effects {
                 Some(Msg::Usage(
                     match engine.submit(Command::ContainerStatsAll).await {
                         Ok(Reply::StatsAll(v)) => Ok(v),
-                        Ok(other) => Err(format!("unexpected reply {other:?}")),
-                        Err(e) => Err(e.to_string()),
+                        Ok(other) => Err(JobError::Failed(format!("unexpected reply {other:?}"))),
+                        Err(e) => Err(job_error(e)),
                     },
                 ))
             }),
