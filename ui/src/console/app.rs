@@ -300,26 +300,25 @@ impl Usage {
     }
 }
 
-/// Order two containers by one of [`CONTAINER_SORTS`] (ties by name, so the order is stable
-/// while values change). Containers without a sample (stopped) come first when ascending.
+/// Order two containers (each with its sample, if any) by one of [`CONTAINER_SORTS`] (ties by
+/// name, so the order is stable while values change). Containers without a sample (stopped)
+/// come first when ascending.
 pub fn compare_containers(
-    a: &ContainerSummary,
-    b: &ContainerSummary,
+    (a, ua): (&ContainerSummary, Option<Usage>),
+    (b, ub): (&ContainerSummary, Option<Usage>),
     column: usize,
-    usage: &HashMap<String, Usage>,
 ) -> std::cmp::Ordering {
     use std::cmp::Ordering;
-    let u = |c: &ContainerSummary| usage.get(c.id.as_str()).copied();
     let o = match column {
         0 => Ordering::Equal,
         1 => a.image.cmp(&b.image),
         2 => a.state.as_str().cmp(b.state.as_str()),
         3 => status_key(a).cmp(&status_key(b)),
-        4 => match (u(a), u(b)) {
+        4 => match (ua, ub) {
             (Some(x), Some(y)) => x.cpu.total_cmp(&y.cpu),
             (x, y) => x.is_some().cmp(&y.is_some()),
         },
-        5 => u(a).map(|x| x.memory).cmp(&u(b).map(|x| x.memory)),
+        5 => ua.map(|x| x.memory).cmp(&ub.map(|x| x.memory)),
         6 => port_key(a).cmp(&port_key(b)),
         _ => a.created.cmp(&b.created),
     };
@@ -592,9 +591,18 @@ impl App {
             })
             .collect();
         if let Some(sort) = l.sort {
-            let usage = &self.usage;
+            // one lookup per container, not two per comparison
+            let usage: Vec<Option<Usage>> = if sort.column == 4 || sort.column == 5 {
+                items
+                    .iter()
+                    .map(|c| self.usage.get(c.id.as_str()).copied())
+                    .collect()
+            } else {
+                vec![None; items.len()]
+            };
             rows.sort_by(|&a, &b| {
-                let o = compare_containers(&items[a], &items[b], sort.column, usage);
+                let o =
+                    compare_containers((&items[a], usage[a]), (&items[b], usage[b]), sort.column);
                 if sort.reverse { o.reverse() } else { o }
             });
         }
