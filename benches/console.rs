@@ -9,7 +9,7 @@
 #[path = "../ui/src/console/mod.rs"]
 mod console;
 
-use berth::api::{ContainerId, ContainerState, ContainerSummary, PortMapping};
+use berth::api::{ContainerId, ContainerState, ContainerSummary, PortMapping, StatsSample};
 use console::{App, Msg, Theme, View, keys::default_keymap};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -59,10 +59,28 @@ fn containers(n: usize) -> Vec<ContainerSummary> {
         .collect()
 }
 
+/// One CPU/memory sample per live container, as `ContainerStatsAll` answers; `round` moves the
+/// values so every row's text changes.
+fn usage(list: &[ContainerSummary], round: u64) -> Vec<StatsSample> {
+    list.iter()
+        .filter(|c| c.state.is_alive())
+        .enumerate()
+        .map(|(i, c)| StatsSample {
+            id: c.id.clone(),
+            cpu_percent: ((i as u64 * 7 + round * 13) % 400) as f64 / 3.0,
+            memory_bytes: 10_000_000 + (i as u64 * 104_729 + round * 1_000_003) % 500_000_000,
+            memory_limit: (i % 2 == 0).then_some(1 << 30),
+            ..Default::default()
+        })
+        .collect()
+}
+
 fn app(w: u16, h: u16, list: Vec<ContainerSummary>) -> App {
     let mut app = App::new("/var/lib/berth", default_keymap(), w, h);
     app.now = NOW;
+    let samples = usage(&list, 0);
     app.update(Msg::Containers(Ok(list)));
+    app.update(Msg::Usage(Ok(samples)));
     app.update(Msg::Images(Ok(vec![])));
     app.update(Msg::Audit(Ok(vec![])));
     app
@@ -105,6 +123,28 @@ fn frames(c: &mut Criterion) {
             || list.clone(),
             |l| {
                 a.update(Msg::Containers(Ok(l)));
+                draw(&mut t, black_box(&a));
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // a new CPU/memory sample of every running container while the list is sorted by CPU,
+    // busiest first: take the sample (re-sort, keep the selection), then draw
+    let mut a = app(160, 48, list.clone());
+    for _ in 0..5 {
+        a.update(key(KeyCode::Char('o')));
+    }
+    a.update(key(KeyCode::Char('O')));
+    let mut t = Terminal::new(TestBackend::new(160, 48)).expect("terminal");
+    let mut round = 0u64;
+    g.bench_function("usage_sample_1000_containers_cpu_sorted_160x48", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                usage(&list, round)
+            },
+            |u| {
+                a.update(Msg::Usage(Ok(u)));
                 draw(&mut t, black_box(&a));
             },
             BatchSize::SmallInput,

@@ -75,6 +75,9 @@ pub enum Command {
     },
     /// Resource use: one sample, or a stream of them.
     ContainerStats { id: ContainerId, stream: bool },
+    /// One sample of every running or paused container (CPU % over a short interval between
+    /// two readings, memory use and limit), in one reply: what a list of containers shows.
+    ContainerStatsAll,
     /// The processes of a running container.
     ContainerTop { id: ContainerId },
     /// Everything the engine knows about one container.
@@ -194,6 +197,7 @@ impl Command {
             Self::ExecInspect { .. } => "container.inspect",
             Self::ContainerLogs { .. } => "container.logs",
             Self::ContainerStats { .. } => "container.stats",
+            Self::ContainerStatsAll => "container.stats",
             Self::ContainerTop { .. } => "container.top",
             Self::ContainerInspect { .. } => "container.inspect",
             Self::ContainerPrune => "container.prune",
@@ -336,6 +340,7 @@ impl Command {
             Self::VolumeCreate { name, .. } => name.clone(),
             Self::NetworkList | Self::VolumeList | Self::VolumePrune => None,
             Self::ContainerList { .. }
+            | Self::ContainerStatsAll
             | Self::ContainerPrune
             | Self::ImageList
             | Self::ImagePrune { .. }

@@ -227,6 +227,7 @@ impl Dispatcher {
             Command::ExecInspect { exec_id } => self.exec_inspect(exec_id).await,
             Command::ContainerLogs { id, options } => self.container_logs(id, options).await,
             Command::ContainerStats { id, stream } => self.container_stats(id, stream).await,
+            Command::ContainerStatsAll => self.container_stats_all().await,
             Command::ContainerTop { id } => self.container_top(id).await,
             Command::ContainerInspect { id } => self.container_inspect(id).await,
             Command::ContainerPrune => self.container_prune().await,
@@ -399,6 +400,7 @@ fn is_query(cmd: &Command) -> bool {
             | Command::ContainerInspect { .. }
             | Command::ContainerLogs { .. }
             | Command::ContainerStats { .. }
+            | Command::ContainerStatsAll
             | Command::ContainerTop { .. }
             | Command::ContainerWait { .. }
             | Command::ExecInspect { .. }

@@ -83,6 +83,8 @@ pub enum Reply {
     Logs(mpsc::Receiver<LogLine>),
     /// Stats samples; one, or a stream until the container stops or the receiver is dropped.
     Stats(mpsc::Receiver<StatsSample>),
+    /// One sample per running container (`ContainerStatsAll`).
+    StatsAll(Vec<StatsSample>),
     /// A stdio session (attach, exec start).
     Io(IoSession),
     ExecId(String),

@@ -47,6 +47,7 @@ pub enum WireReply {
     Network(NetworkInfo),
     Volumes(Vec<VolumeInfo>),
     Volume(VolumeInfo),
+    StatsAll(Vec<StatsSample>),
 }
 
 impl WireReply {
@@ -72,6 +73,7 @@ impl WireReply {
             Reply::Network(n) => Self::Network(n),
             Reply::Volumes(v) => Self::Volumes(v),
             Reply::Volume(v) => Self::Volume(v),
+            Reply::StatsAll(v) => Self::StatsAll(v),
             other @ (Reply::Logs(_) | Reply::Stats(_) | Reply::Io(_)) => {
                 return Err(Box::new(other));
             }
@@ -99,6 +101,7 @@ impl WireReply {
             Self::Network(n) => Reply::Network(n),
             Self::Volumes(v) => Reply::Volumes(v),
             Self::Volume(v) => Reply::Volume(v),
+            Self::StatsAll(v) => Reply::StatsAll(v),
         }
     }
 }
@@ -205,6 +208,17 @@ mod tests {
         let r = WireReply::from_reply(Reply::ExitCode(3)).unwrap();
         let back: WireReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert!(matches!(back.into_reply(), Reply::ExitCode(3)));
+        // the list's stats feed travels as one value, so a remote console gets it too
+        let sample = StatsSample {
+            id: ContainerId("c".repeat(64)),
+            cpu_percent: 12.5,
+            memory_bytes: 1 << 20,
+            memory_limit: Some(64 << 20),
+            ..Default::default()
+        };
+        let r = WireReply::from_reply(Reply::StatsAll(vec![sample.clone()])).unwrap();
+        let back: WireReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert!(matches!(back.into_reply(), Reply::StatsAll(v) if v == [sample]));
         let e = ApiError::Denied {
             rule: Some("p:1".into()),
             reason: "no".into(),

@@ -1042,7 +1042,34 @@ fn berth_cli_and_console_drive_a_running_serve() {
         t.screen().contains("berth.sock"),
         "the header names the remote engine"
     );
-    ok(&s.docker(&["rm", "-f", "from-docker"]));
+    // its CPU % and memory come over the socket too (one ContainerStatsAll per refresh)
+    t.wait_for("a CPU % for from-docker", Duration::from_secs(20), |sc| {
+        sc.lines().any(|l| {
+            l.contains("from-docker")
+                && l.split_whitespace().any(|w| {
+                    w.strip_suffix('%')
+                        .is_some_and(|n| n.parse::<f64>().is_ok())
+                })
+        })
+    });
+    // attach to a TTY container docker started, from the console, over the socket
+    ok(&s.docker(&["run", "-d", "-t", "--name", "tty-docker", &image, "sh"]));
+    t.wait_text("tty-docker", Duration::from_secs(20));
+    t.send(&["/"]);
+    t.send(&["-l", "tty-docker"]);
+    t.send(&["Enter"]);
+    t.send(&["A"]);
+    t.wait_text("Attached to tty-docker", Duration::from_secs(20));
+    t.send(&["-l", "echo remote-$((40+2))"]);
+    t.send(&["Enter"]);
+    t.wait_for("the attached sh answering", Duration::from_secs(20), |sc| {
+        sc.lines()
+            .any(|l| l.trim_matches(|c| c == '│' || c == ' ') == "remote-42")
+    });
+    t.send(&["C-]"]);
+    t.wait_text("detached from tty-docker", Duration::from_secs(20));
+    t.send(&["Escape"]);
+    ok(&s.docker(&["rm", "-f", "from-docker", "tty-docker"]));
     t.wait_for("the removal", Duration::from_secs(20), |sc| {
         !sc.contains("from-docker")
     });

@@ -962,32 +962,8 @@ impl Dispatcher {
                 let mut prev: Option<(u64, u64)> = None;
                 for s in rt.stats_stream(&rid, std::time::Duration::from_secs(1)) {
                     let Ok(s) = s else { break };
-                    let cpu = s.cgroup.cpu_usage_ns;
-                    let pct = match prev {
-                        Some((pc, ps)) if s.system_cpu_ns > ps && cpu >= pc => {
-                            (cpu - pc) as f64 / (s.system_cpu_ns - ps) as f64
-                                * f64::from(s.online_cpus.max(1))
-                                * 100.0
-                        }
-                        _ => 0.0,
-                    };
-                    prev = Some((cpu, s.system_cpu_ns));
-                    let sample = StatsSample {
-                        id: api_id.clone(),
-                        time: nanos_of(&s.read),
-                        cpu_total_ns: cpu,
-                        cpu_percent: pct,
-                        memory_bytes: s
-                            .cgroup
-                            .memory_usage
-                            .saturating_sub(s.cgroup.memory_inactive_file),
-                        memory_limit: s.cgroup.memory_limit,
-                        pids: s.cgroup.pids_current,
-                        block_read: s.cgroup.blkio_read_bytes,
-                        block_write: s.cgroup.blkio_write_bytes,
-                        net_rx: s.networks.values().map(|n| n.rx_bytes).sum(),
-                        net_tx: s.networks.values().map(|n| n.tx_bytes).sum(),
-                    };
+                    let sample = sample_of(&api_id, &s, prev);
+                    prev = Some((s.cgroup.cpu_usage_ns, s.system_cpu_ns));
                     if tx.blocking_send(sample).is_err() || !stream {
                         break;
                     }
@@ -995,6 +971,49 @@ impl Dispatcher {
             })
             .map_err(|e| ApiError::engine("starting the stats reader", e))?;
         Ok(Reply::Stats(rx))
+    }
+
+    /// One sample of every running (or paused) container, CPU % measured over
+    /// [`STATS_ALL_GAP`] between two readings, so a caller needs no state of its own.
+    pub(crate) async fn container_stats_all(&self) -> Result<Reply, ApiError> {
+        self.blocking(|rt| {
+            let states = rt
+                .list()
+                .map_err(|e| runtime_error("listing containers", e))?;
+            let alive: Vec<runtime::ContainerId> = states
+                .into_iter()
+                .filter(|s| matches!(s.status, Status::Running | Status::Paused))
+                .map(|s| s.id)
+                .collect();
+            // A container that stops between the readings is left out, not an error.
+            let first: HashMap<String, (u64, u64)> = alive
+                .iter()
+                .filter_map(|id| {
+                    let s = rt.stats(id).ok()?;
+                    Some((
+                        id.as_str().to_owned(),
+                        (s.cgroup.cpu_usage_ns, s.system_cpu_ns),
+                    ))
+                })
+                .collect();
+            if !first.is_empty() {
+                std::thread::sleep(STATS_ALL_GAP);
+            }
+            let samples = alive
+                .iter()
+                .filter_map(|id| {
+                    let prev = *first.get(id.as_str())?;
+                    let s = rt.stats(id).ok()?;
+                    Some(sample_of(
+                        &ContainerId(id.as_str().to_owned()),
+                        &s,
+                        Some(prev),
+                    ))
+                })
+                .collect();
+            Ok(Reply::StatsAll(samples))
+        })
+        .await
     }
 
     pub(crate) async fn container_top(&self, id: ContainerId) -> Result<Reply, ApiError> {
@@ -1451,6 +1470,47 @@ impl AsShutdown for std::process::ChildStdin {
 }
 
 /// The monitor's attach stream: raw bytes with a TTY, 8-byte-header frames without.
+/// How far apart the two readings of [`Dispatcher::container_stats_all`] are: long enough for
+/// the host's CPU time (counted in clock ticks) to give a steady percentage.
+pub(crate) const STATS_ALL_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Docker's CPU %: the container's share of the host's CPU time since `prev` (container and
+/// host nanoseconds), times the number of CPUs; 0 without an earlier reading.
+pub(crate) fn cpu_percent(
+    cpu: u64,
+    system: u64,
+    online_cpus: u32,
+    prev: Option<(u64, u64)>,
+) -> f64 {
+    match prev {
+        Some((pc, ps)) if system > ps && cpu >= pc => {
+            (cpu - pc) as f64 / (system - ps) as f64 * f64::from(online_cpus.max(1)) * 100.0
+        }
+        _ => 0.0,
+    }
+}
+
+/// A runtime reading as the API reports it (memory without the page cache, as Docker does).
+fn sample_of(id: &ContainerId, s: &runtime::Stats, prev: Option<(u64, u64)>) -> StatsSample {
+    let cpu = s.cgroup.cpu_usage_ns;
+    StatsSample {
+        id: id.clone(),
+        time: nanos_of(&s.read),
+        cpu_total_ns: cpu,
+        cpu_percent: cpu_percent(cpu, s.system_cpu_ns, s.online_cpus, prev),
+        memory_bytes: s
+            .cgroup
+            .memory_usage
+            .saturating_sub(s.cgroup.memory_inactive_file),
+        memory_limit: s.cgroup.memory_limit,
+        pids: s.cgroup.pids_current,
+        block_read: s.cgroup.blkio_read_bytes,
+        block_write: s.cgroup.blkio_write_bytes,
+        net_rx: s.networks.values().map(|n| n.rx_bytes).sum(),
+        net_tx: s.networks.values().map(|n| n.tx_bytes).sum(),
+    }
+}
+
 fn pump_attach(mut r: std::os::unix::net::UnixStream, tty: bool, tx: mpsc::Sender<OutputChunk>) {
     if tty {
         return pump_reader(r, Stream::Stdout, tx);
@@ -1480,6 +1540,29 @@ fn pump_attach(mut r: std::os::unix::net::UnixStream, tty: bool, tx: mpsc::Sende
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_percent_is_the_share_of_host_time_times_cpus() {
+        // 0.5 s of container CPU in 2 s of host time (all CPUs) on 2 CPUs: 50 %
+        let p = cpu_percent(
+            1_500_000_000,
+            12_000_000_000,
+            2,
+            Some((1_000_000_000, 10_000_000_000)),
+        );
+        assert!((p - 50.0).abs() < 1e-9, "{p}");
+        assert_eq!(cpu_percent(5, 10, 2, None), 0.0, "one reading says nothing");
+        assert_eq!(
+            cpu_percent(5, 10, 2, Some((6, 9))),
+            0.0,
+            "a counter that went back"
+        );
+        assert_eq!(
+            cpu_percent(5, 10, 2, Some((4, 10))),
+            0.0,
+            "no host time passed"
+        );
+    }
 
     #[test]
     fn signals_by_name_and_number() {

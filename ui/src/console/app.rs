@@ -6,6 +6,7 @@
 
 use super::keys::{self, Action, Binding, Scope};
 use super::popup::{self, Confirm, Input, InputKind, Menu, MenuItem, Popup, PullView, RunForm};
+use super::terminal::SessionKind;
 use super::views::{InspectView, LogView, StatsView};
 use berth::api::{
     Command, ContainerId, ContainerSummary, Event, EventRecord, ImageRef, ImageSummary, LogLine,
@@ -174,11 +175,29 @@ pub enum Effect {
         rows: u16,
         cols: u16,
     },
+    /// Resize a session's terminal: an exec's, or a container's own (attach).
     ResizeShell {
-        exec_id: String,
+        target: ResizeTarget,
         rows: u16,
         cols: u16,
     },
+    /// Attach to a container's own stdio for terminal session `session` (its TTY when it has
+    /// one; its output, read-only, when it has none).
+    Attach {
+        session: u32,
+        container: ContainerId,
+        rows: u16,
+        cols: u16,
+    },
+    /// Ask the engine for one CPU/memory sample of every running container.
+    PollUsage,
+}
+
+/// Whose terminal a resize is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResizeTarget {
+    Exec(String),
+    Container(ContainerId),
 }
 
 /// Everything that can wake the console.
@@ -216,10 +235,12 @@ pub enum Msg {
         result: Result<serde_json::Value, String>,
     },
     Saved(Result<std::path::PathBuf, String>),
+    /// A session is connected. `input` is `None` for a read-only one (a container attached
+    /// without a TTY); `resize` says where its size goes (none without a TTY).
     ShellStarted {
         session: u32,
-        exec_id: String,
-        input: tokio::sync::mpsc::Sender<bytes::Bytes>,
+        resize: Option<ResizeTarget>,
+        input: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
     },
     ShellOutput {
         session: u32,
@@ -230,6 +251,11 @@ pub enum Msg {
         exit_code: Option<i32>,
         error: Option<String>,
     },
+    /// Time to sample the running containers again (the loop's timer, only while
+    /// [`App::wants_usage`]).
+    UsageTick,
+    /// One sample per running container, or why there is none.
+    Usage(Result<Vec<StatsSample>, JobError>),
 }
 
 /// What an update asks of the event loop.
@@ -244,6 +270,79 @@ impl Outcome {
         if !self.effects.contains(&e) {
             self.effects.push(e);
         }
+    }
+}
+
+/// The columns the containers pane sorts by, in the order `o` cycles through them.
+pub const CONTAINER_SORTS: [&str; 8] = [
+    "name", "image", "state", "status", "cpu", "memory", "ports", "created",
+];
+/// The columns the images pane sorts by.
+pub const IMAGE_SORTS: [&str; 3] = ["repository", "size", "created"];
+
+/// What the containers pane shows of a running container's resource use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    /// Percent of one CPU.
+    pub cpu: f64,
+    pub memory: u64,
+    pub limit: Option<u64>,
+}
+
+impl Usage {
+    /// The texts the pane shows; a new sample redraws only when one of them changes.
+    pub fn texts(&self) -> (String, String, Option<String>) {
+        (
+            format!("{:.1}%", self.cpu),
+            super::view::human_size(self.memory),
+            self.limit.map(super::view::human_size),
+        )
+    }
+}
+
+/// Order two containers (each with its sample, if any) by one of [`CONTAINER_SORTS`] (ties by
+/// name, so the order is stable while values change). Containers without a sample (stopped)
+/// come first when ascending.
+pub fn compare_containers(
+    (a, ua): (&ContainerSummary, Option<Usage>),
+    (b, ub): (&ContainerSummary, Option<Usage>),
+    column: usize,
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let o = match column {
+        0 => Ordering::Equal,
+        1 => a.image.cmp(&b.image),
+        2 => a.state.as_str().cmp(b.state.as_str()),
+        3 => status_key(a).cmp(&status_key(b)),
+        4 => match (ua, ub) {
+            (Some(x), Some(y)) => x.cpu.total_cmp(&y.cpu),
+            (x, y) => x.is_some().cmp(&y.is_some()),
+        },
+        5 => ua.map(|x| x.memory).cmp(&ub.map(|x| x.memory)),
+        6 => port_key(a).cmp(&port_key(b)),
+        _ => a.created.cmp(&b.created),
+    };
+    o.then_with(|| a.name.cmp(&b.name))
+}
+
+/// The STATUS column in reading order: up (longest running first), paused, restarting, then
+/// created, then exited (most recent first).
+fn status_key(c: &ContainerSummary) -> (u8, i64) {
+    use berth::api::ContainerState as S;
+    match c.state {
+        S::Running => (0, c.started_at.unwrap_or(c.created)),
+        S::Paused => (1, c.started_at.unwrap_or(c.created)),
+        S::Restarting => (2, 0),
+        S::Created => (3, -c.created),
+        S::Exited | S::Dead => (4, -c.finished_at.unwrap_or(0)),
+    }
+}
+
+/// Containers with published ports first, by their first host port.
+fn port_key(c: &ContainerSummary) -> (bool, u16, u16) {
+    match c.ports.first() {
+        Some(p) => (false, p.host_port, p.container_port),
+        None => (true, 0, 0),
     }
 }
 
@@ -307,6 +406,12 @@ pub struct App {
     pub width: u16,
     /// Unix seconds "now" for relative times, set by the loop when it draws.
     pub now: i64,
+    /// The last CPU/memory sample of each running container, by id.
+    pub usage: HashMap<String, Usage>,
+    /// A sample has been asked for and not answered yet.
+    usage_pending: bool,
+    /// The policy refused the samples: not asked again (each refusal is an audit record).
+    usage_denied: bool,
 }
 
 impl App {
@@ -349,6 +454,9 @@ impl App {
             list_rows: 1,
             width,
             now: 0,
+            usage: HashMap::new(),
+            usage_pending: false,
+            usage_denied: false,
         };
         app.resize(width, height);
         app
@@ -400,6 +508,19 @@ impl App {
             Pane::Volumes => self.volumes.items().len(),
             Pane::Stats | Pane::Shell => 0,
         }
+    }
+
+    /// Whether the loop's sampling timer should run: the Containers pane is in view, some
+    /// container is running, and no sample is on its way. Idle otherwise (no wake-ups).
+    pub fn wants_usage(&self) -> bool {
+        self.pane == Pane::Containers
+            && !self.usage_pending
+            && !self.usage_denied
+            && self
+                .containers
+                .items()
+                .iter()
+                .any(|c| c.state == berth::api::ContainerState::Running)
     }
 
     /// The selected container (after filter and sort).
@@ -470,14 +591,18 @@ impl App {
             })
             .collect();
         if let Some(sort) = l.sort {
+            // one lookup per container, not two per comparison
+            let usage: Vec<Option<Usage>> = if sort.column == 4 || sort.column == 5 {
+                items
+                    .iter()
+                    .map(|c| self.usage.get(c.id.as_str()).copied())
+                    .collect()
+            } else {
+                vec![None; items.len()]
+            };
             rows.sort_by(|&a, &b| {
-                let (a, b) = (&items[a], &items[b]);
-                let o = match sort.column {
-                    0 => a.name.cmp(&b.name),
-                    1 => a.image.cmp(&b.image),
-                    2 => a.state.as_str().cmp(b.state.as_str()),
-                    _ => a.created.cmp(&b.created),
-                };
+                let o =
+                    compare_containers((&items[a], usage[a]), (&items[b], usage[b]), sort.column);
                 if sort.reverse { o.reverse() } else { o }
             });
         }
@@ -567,9 +692,9 @@ impl App {
                 for sess in self.sessions.iter_mut().filter(|s| !s.ended()) {
                     sess.parser
                         .set_size(super::terminal::nz(rows), super::terminal::nz(cols));
-                    if let Some(exec_id) = &sess.exec_id {
+                    if let Some(target) = &sess.resize {
                         out.effects.push(Effect::ResizeShell {
-                            exec_id: exec_id.clone(),
+                            target: target.clone(),
                             rows,
                             cols,
                         });
@@ -579,14 +704,84 @@ impl App {
             }
             Msg::ShellStarted {
                 session,
-                exec_id,
+                resize,
                 input,
             } => {
                 if let Some(s) = self.sessions.iter_mut().find(|s| s.id == session) {
-                    s.exec_id = Some(exec_id);
-                    s.input = Some(input);
+                    s.resize = resize;
+                    s.input = input;
+                    s.started = true;
+                    let early = std::mem::take(&mut s.typed_early);
+                    if let Some(i) = &s.input
+                        && !early.is_empty()
+                    {
+                        let _ = i.try_send(bytes::Bytes::from(early));
+                    }
                 }
                 out.redraw = true;
+            }
+            Msg::UsageTick => {
+                if self.wants_usage() {
+                    self.usage_pending = true;
+                    out.effect(Effect::PollUsage);
+                }
+            }
+            Msg::Usage(r) => {
+                self.usage_pending = false;
+                match r {
+                    Ok(samples) => {
+                        let fresh: HashMap<String, Usage> = samples
+                            .into_iter()
+                            .map(|s| {
+                                (
+                                    s.id.0,
+                                    Usage {
+                                        cpu: s.cpu_percent,
+                                        memory: s.memory_bytes,
+                                        limit: s.memory_limit,
+                                    },
+                                )
+                            })
+                            .collect();
+                        let same = fresh.len() == self.usage.len()
+                            && fresh.iter().all(|(id, u)| {
+                                self.usage.get(id).map(Usage::texts) == Some(u.texts())
+                            });
+                        self.usage = fresh;
+                        if !same {
+                            let sorted_by_usage = self
+                                .list(Pane::Containers)
+                                .sort
+                                .is_some_and(|s| s.column == 4 || s.column == 5);
+                            if sorted_by_usage {
+                                self.rebuild_rows();
+                            }
+                            out.redraw = self.pane == Pane::Containers;
+                        }
+                    }
+                    Err(JobError::Denied { rule, reason }) => {
+                        self.usage_denied = true;
+                        self.error(format!(
+                            "CPU and memory columns off: container.stats denied: {reason}{}",
+                            rule.map(|r| format!(" ({r})")).unwrap_or_default()
+                        ));
+                        out.redraw = true;
+                    }
+                    Err(e) => {
+                        let text = format!(
+                            "container stats: {}",
+                            match e {
+                                JobError::Failed(m)
+                                | JobError::NeedsConfirmation { reason: m, .. }
+                                | JobError::Denied { reason: m, .. } => m,
+                            }
+                        );
+                        if self.status.as_ref().map(|s| &s.text) != Some(&text) {
+                            self.error(text);
+                            out.redraw = true;
+                        }
+                    }
+                }
             }
             Msg::ShellOutput { session, data } => {
                 if let Some(s) = self.sessions.iter_mut().find(|s| s.id == session) {
@@ -843,23 +1038,38 @@ impl App {
             }
             return;
         }
+        let active = self.active_session;
         if self.pane == Pane::Shell
-            && let Some(sess) = self
-                .active_session
-                .and_then(|a| self.sessions.iter().find(|s| s.id == a))
+            && let Some(sess) = active.and_then(|a| self.sessions.iter_mut().find(|s| s.id == a))
             && !sess.ended()
         {
+            let mut note = None;
             if super::terminal::is_detach(k) {
+                let back = match sess.kind {
+                    SessionKind::Shell => "e or 8 goes back",
+                    SessionKind::Attach => "A or 8 goes back",
+                };
                 self.pane = Pane::Containers;
-                self.info(format!(
-                    "detached from {}; it keeps running (e or 8 goes back)",
+                note = Some(format!(
+                    "detached from {}; it keeps running ({back})",
                     sess.title()
                 ));
-                out.redraw = true;
+            } else if !sess.started {
+                // Typed while connecting: kept for the session, not lost.
+                if let Some(bytes) = super::terminal::encode_key(k) {
+                    sess.typed_early.extend(bytes);
+                }
+            } else if sess.read_only() {
+                note =
+                    Some("no TTY: this shows the container's output only (Ctrl-] detaches)".into());
             } else if let (Some(bytes), Some(input)) = (super::terminal::encode_key(k), &sess.input)
             {
                 // The shell's echo redraws; a full buffer drops the key rather than block the UI.
                 let _ = input.try_send(bytes::Bytes::from(bytes));
+            }
+            if let Some(n) = note {
+                self.info(n);
+                out.redraw = true;
             }
             return;
         }
@@ -872,10 +1082,22 @@ impl App {
 
     /// Open (or go back to) a shell in a container.
     fn open_shell(&mut self, container: ContainerId, name: String, out: &mut Outcome) {
+        self.open_session(SessionKind::Shell, container, name, out);
+    }
+
+    /// Open (or go back to) a terminal session of one kind on a container: one live session
+    /// per container and kind; an ended one is replaced.
+    fn open_session(
+        &mut self,
+        kind: SessionKind,
+        container: ContainerId,
+        name: String,
+        out: &mut Outcome,
+    ) {
         if let Some(s) = self
             .sessions
             .iter()
-            .find(|s| s.container == container && !s.ended())
+            .find(|s| s.container == container && s.kind == kind && !s.ended())
         {
             self.active_session = Some(s.id);
         } else {
@@ -883,20 +1105,29 @@ impl App {
             self.next_session += 1;
             let (rows, cols) = self.shell_size;
             self.sessions
-                .retain(|s| !(s.container == container && s.ended()));
+                .retain(|s| !(s.container == container && s.kind == kind && s.ended()));
             self.sessions.push(super::terminal::Session::new(
                 id,
+                kind,
                 container.clone(),
                 name,
                 rows,
                 cols,
             ));
             self.active_session = Some(id);
-            out.effects.push(Effect::OpenShell {
-                session: id,
-                container,
-                rows,
-                cols,
+            out.effects.push(match kind {
+                SessionKind::Shell => Effect::OpenShell {
+                    session: id,
+                    container,
+                    rows,
+                    cols,
+                },
+                SessionKind::Attach => Effect::Attach {
+                    session: id,
+                    container,
+                    rows,
+                    cols,
+                },
             });
         }
         self.pane = Pane::Shell;
@@ -1022,7 +1253,11 @@ impl App {
                 ))));
             }
             (Pane::Containers | Pane::Images, Action::SortNext | Action::SortReverse) => {
-                let columns = if pane == Pane::Containers { 4 } else { 3 };
+                let columns = if pane == Pane::Containers {
+                    CONTAINER_SORTS.len()
+                } else {
+                    IMAGE_SORTS.len()
+                };
                 let l = self.list_mut(pane);
                 l.sort = Some(match (l.sort, action) {
                     (None, _) => Sort {
@@ -1180,6 +1415,17 @@ impl App {
             Action::Exec => {
                 let (id, name, ..) = targets[0].clone();
                 self.open_shell(id, name, out);
+                return;
+            }
+            Action::Attach => {
+                let (id, name, alive, _) = targets[0].clone();
+                if alive {
+                    self.open_session(SessionKind::Attach, id, name, out);
+                } else {
+                    self.error(format!(
+                        "{name} is not running: start it (u) to attach to it"
+                    ));
+                }
                 return;
             }
             _ => return,
@@ -1548,6 +1794,12 @@ fn container_menu(c: &ContainerSummary, keymap: &[Binding]) -> Menu {
     match c.state {
         S::Running => {
             items.push(menu_item(keymap, s, Action::Exec, "shell (exec sh)"));
+            items.push(menu_item(
+                keymap,
+                s,
+                Action::Attach,
+                "attach (its own terminal)",
+            ));
             items.push(menu_item(keymap, s, Action::Stop, "stop"));
             items.push(menu_item(keymap, s, Action::Restart, "restart"));
             items.push(menu_item(keymap, s, Action::PauseToggle, "pause"));
@@ -1622,6 +1874,257 @@ mod tests {
             pid: None,
             ports: vec![],
         }
+    }
+
+    fn sample(id: &ContainerId, cpu: f64, memory: u64) -> StatsSample {
+        StatsSample {
+            id: id.clone(),
+            cpu_percent: cpu,
+            memory_bytes: memory,
+            memory_limit: Some(64 << 20),
+            ..Default::default()
+        }
+    }
+
+    /// Five containers that differ in every sortable column.
+    fn sortable() -> (App, HashMap<String, &'static str>) {
+        use berth::api::{ContainerState as S, PortMapping};
+        let mut app = app();
+        let port = |p: u16| PortMapping {
+            host_ip: None,
+            host_port: p,
+            container_port: 80,
+            protocol: "tcp".into(),
+        };
+        let mut cs = vec![
+            container("web", S::Running),
+            container("db", S::Running),
+            container("old", S::Exited),
+            container("new", S::Created),
+            container("frozen", S::Paused),
+        ];
+        cs[0].image = "nginx".into();
+        cs[1].image = "postgres".into();
+        cs[2].image = "alpine".into();
+        cs[3].image = "busybox".into();
+        cs[4].image = "redis".into();
+        cs[0].started_at = Some(500); // up for less time than db
+        cs[1].started_at = Some(100);
+        cs[4].started_at = Some(50);
+        cs[2].finished_at = Some(900);
+        cs[0].ports = vec![port(8080)];
+        cs[1].ports = vec![port(5432)];
+        for (i, c) in cs.iter_mut().enumerate() {
+            c.created = [30, 10, 50, 40, 20][i];
+        }
+        let names = cs.iter().map(|c| (c.id.0.clone(), leak(&c.name))).collect();
+        let (web, db, frozen) = (cs[0].id.clone(), cs[1].id.clone(), cs[4].id.clone());
+        app.update(Msg::Containers(Ok(cs)));
+        app.update(Msg::Usage(Ok(vec![
+            sample(&web, 75.0, 30 << 20),
+            sample(&db, 5.0, 200 << 20),
+            sample(&frozen, 0.0, 1 << 20),
+        ])));
+        (app, names)
+    }
+
+    fn leak(s: &str) -> &'static str {
+        Box::leak(s.to_owned().into_boxed_str())
+    }
+
+    fn order(app: &App, names: &HashMap<String, &'static str>) -> Vec<&'static str> {
+        app.container_rows
+            .iter()
+            .map(|&i| names[app.containers.items()[i].id.as_str()])
+            .collect()
+    }
+
+    #[test]
+    fn sorting_by_every_column_and_back() {
+        let (mut app, names) = sortable();
+        let expect: [(&str, [&str; 5]); 8] = [
+            ("name", ["db", "frozen", "new", "old", "web"]),
+            ("image", ["old", "new", "web", "db", "frozen"]),
+            ("state", ["new", "old", "frozen", "db", "web"]),
+            // up longest first, then paused, created, exited
+            ("status", ["db", "web", "frozen", "new", "old"]),
+            // stopped ones (no sample) first, then by CPU
+            ("cpu", ["new", "old", "frozen", "db", "web"]),
+            ("memory", ["new", "old", "frozen", "web", "db"]),
+            // with published ports first, by host port
+            ("ports", ["db", "web", "frozen", "new", "old"]),
+            ("created", ["db", "frozen", "web", "new", "old"]),
+        ];
+        for (column, want) in expect {
+            app.update(key('o'));
+            let s = app.list(Pane::Containers).sort.unwrap();
+            assert_eq!(CONTAINER_SORTS[s.column], column);
+            assert_eq!(order(&app, &names), want, "sorted by {column}");
+            app.update(key('O'));
+            let mut rev = want;
+            rev.reverse();
+            assert_eq!(order(&app, &names), rev, "sorted by {column}, reversed");
+            app.update(key('O'));
+        }
+        app.update(key('o'));
+        assert_eq!(app.list(Pane::Containers).sort.unwrap().column, 0, "cycles");
+    }
+
+    #[test]
+    fn a_cpu_sort_follows_new_samples_and_keeps_the_selection() {
+        let (mut app, names) = sortable();
+        for _ in 0..5 {
+            app.update(key('o'));
+        }
+        assert_eq!(
+            CONTAINER_SORTS[app.list(Pane::Containers).sort.unwrap().column],
+            "cpu"
+        );
+        app.update(key('G')); // web, the busiest
+        assert_eq!(app.selected_container().unwrap().name, "web");
+        let id = |n: &str| {
+            app.containers
+                .items()
+                .iter()
+                .find(|c| c.name == n)
+                .unwrap()
+                .id
+                .clone()
+        };
+        let (web, db, frozen) = (id("web"), id("db"), id("frozen"));
+        let out = app.update(Msg::Usage(Ok(vec![
+            sample(&web, 1.0, 30 << 20),
+            sample(&db, 90.0, 200 << 20),
+            sample(&frozen, 0.0, 1 << 20),
+        ])));
+        assert!(out.redraw);
+        assert_eq!(order(&app, &names), ["new", "old", "frozen", "web", "db"]);
+        assert_eq!(app.selected_container().unwrap().name, "web");
+    }
+
+    #[test]
+    fn usage_redraws_only_when_what_shows_changes_and_polls_only_when_useful() {
+        use berth::api::ContainerState as S;
+        let mut app = app();
+        app.update(Msg::Containers(Ok(vec![container("old", S::Exited)])));
+        assert!(!app.wants_usage(), "nothing running: no timer");
+        assert_eq!(app.update(Msg::UsageTick).effects, vec![]);
+        app.update(Msg::Containers(Ok(vec![container("web", S::Running)])));
+        assert!(app.wants_usage());
+        let out = app.update(Msg::UsageTick);
+        assert_eq!(out.effects, vec![Effect::PollUsage]);
+        assert!(!app.wants_usage(), "one sample at a time");
+        let id = app.containers.items()[0].id.clone();
+        assert!(
+            app.update(Msg::Usage(Ok(vec![sample(&id, 12.34, 5_000_000)])))
+                .redraw
+        );
+        // the same texts (12.3%, 5.0MB): no redraw
+        let out = app.update(Msg::Usage(Ok(vec![sample(&id, 12.31, 5_000_100)])));
+        assert!(!out.redraw);
+        assert!(
+            app.update(Msg::Usage(Ok(vec![sample(&id, 50.0, 5_000_000)])))
+                .redraw
+        );
+        // a refusal by the policy stops the sampling (each would be an audit record)
+        let mut denied = App::new("t", keys::default_keymap(), 80, 24);
+        denied.update(Msg::Containers(Ok(vec![container("web", S::Running)])));
+        denied.update(Msg::UsageTick);
+        denied.update(Msg::Usage(Err(JobError::Denied {
+            rule: Some("p:3".into()),
+            reason: "no stats".into(),
+        })));
+        assert!(!denied.wants_usage());
+        assert!(denied.status.as_ref().unwrap().text.contains("no stats"));
+        // another pane: no sampling, no redraw for samples in flight
+        app.update(key('2'));
+        assert!(!app.wants_usage());
+        assert!(!app.update(Msg::Usage(Ok(vec![sample(&id, 1.0, 1)]))).redraw);
+    }
+
+    #[test]
+    fn attach_opens_a_session_and_detach_leaves_it_running() {
+        use berth::api::ContainerState as S;
+        let mut app = app();
+        app.update(Msg::Containers(Ok(vec![container("web", S::Running)])));
+        let id = app.containers.items()[0].id.clone();
+        let out = app.update(key('A'));
+        assert!(
+            matches!(&out.effects[..], [Effect::Attach { container, .. }] if *container == id),
+            "{out:?}"
+        );
+        assert_eq!(app.pane, Pane::Shell);
+        let session = app.active_session.unwrap();
+        app.update(key('e'));
+        app.update(key('c'));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        app.update(Msg::ShellStarted {
+            session,
+            resize: Some(ResizeTarget::Container(id.clone())),
+            input: Some(tx),
+        });
+        assert_eq!(rx.try_recv().unwrap(), &b"ec"[..], "typed while connecting");
+        app.update(key('x'));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            &b"x"[..],
+            "keys go to the container"
+        );
+        let out = app.update(Msg::Resize {
+            width: 100,
+            height: 30,
+        });
+        assert!(out.effects.iter().any(|e| matches!(
+            e,
+            Effect::ResizeShell { target: ResizeTarget::Container(c), .. } if *c == id
+        )));
+        app.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char(']'),
+            KeyModifiers::CONTROL,
+        )));
+        assert_eq!(app.pane, Pane::Containers);
+        assert!(!app.sessions[0].ended(), "detached, not ended");
+        // back to the same session, not a second attach
+        let out = app.update(key('A'));
+        assert!(out.effects.is_empty());
+        assert_eq!(app.active_session, Some(session));
+        // the menu offers it too
+        app.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char(']'),
+            KeyModifiers::CONTROL,
+        )));
+        app.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        let Some(Popup::Menu(m)) = app.popups.last() else {
+            panic!("no menu")
+        };
+        assert!(
+            m.items
+                .iter()
+                .any(|i| i.action == Action::Attach && i.key == "A")
+        );
+    }
+
+    #[test]
+    fn an_attach_without_a_tty_is_read_only_and_a_stopped_container_says_why() {
+        use berth::api::ContainerState as S;
+        let mut app = app();
+        app.update(Msg::Containers(Ok(vec![container("old", S::Exited)])));
+        let out = app.update(key('A'));
+        assert!(out.effects.is_empty());
+        assert!(app.status.as_ref().unwrap().text.contains("not running"));
+        app.update(Msg::Containers(Ok(vec![container("web", S::Running)])));
+        app.update(key('A'));
+        let session = app.active_session.unwrap();
+        app.update(Msg::ShellStarted {
+            session,
+            resize: None,
+            input: None,
+        });
+        assert!(app.sessions[0].read_only());
+        assert!(app.sessions[0].title().contains("no TTY"));
+        app.update(key('x'));
+        assert!(app.status.as_ref().unwrap().text.contains("output only"));
+        assert_eq!(app.pane, Pane::Shell);
     }
 
     #[test]

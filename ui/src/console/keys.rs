@@ -73,6 +73,7 @@ pub enum Action {
     Remove,
     ForceRemove,
     Exec,
+    Attach,
     Logs,
     TagImage,
     Prune,
@@ -199,7 +200,12 @@ pub fn default_keymap() -> Vec<Binding> {
         b(KeyCode::PageDown, A::PageDown, S::List, "page down"),
         b(KeyCode::PageUp, A::PageUp, S::List, "page up"),
         f(b(C('/'), A::Filter, S::List, "filter the list"), "filter"),
-        b(C('o'), A::SortNext, S::List, "sort by the next column"),
+        b(
+            C('o'),
+            A::SortNext,
+            S::List,
+            "sort by the next column (the header marks it)",
+        ),
         b(C('O'), A::SortReverse, S::List, "reverse the sort order"),
         b(C(' '), A::Mark, S::List, "mark for a bulk action"),
         f(
@@ -239,6 +245,12 @@ pub fn default_keymap() -> Vec<Binding> {
         f(
             b(C('e'), A::Exec, S::Containers, "shell inside the container"),
             "exec",
+        ),
+        b(
+            C('A'),
+            A::Attach,
+            S::Containers,
+            "attach to the container's own terminal (Ctrl-] detaches)",
         ),
         f(b(C('l'), A::Logs, S::Containers, "logs"), "logs"),
         f(

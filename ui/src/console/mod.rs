@@ -44,6 +44,10 @@ pub async fn run(engine: Engine, label: String, config: config::Config) -> color
     result
 }
 
+/// How often the containers pane samples CPU and memory (each sample itself spans
+/// half a second in the engine).
+const USAGE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -253,20 +257,40 @@ impl Effects {
                     crossterm::execute!(std::io::stdout(), DisableMouseCapture)
                 };
             }
-            Effect::ResizeShell {
-                exec_id,
-                rows,
-                cols,
-            } => self.spawn(async move {
-                let _ = engine
-                    .submit(Command::ExecResize {
+            Effect::ResizeShell { target, rows, cols } => self.spawn(async move {
+                let cmd = match target {
+                    app::ResizeTarget::Exec(exec_id) => Command::ExecResize {
                         exec_id,
                         height: rows,
                         width: cols,
-                    })
-                    .await;
+                    },
+                    app::ResizeTarget::Container(id) => Command::ContainerResize {
+                        id,
+                        height: rows,
+                        width: cols,
+                    },
+                };
+                let _ = engine.submit(cmd).await;
                 None
             }),
+            Effect::PollUsage => self.spawn(async move {
+                Some(Msg::Usage(
+                    match engine.submit(Command::ContainerStatsAll).await {
+                        Ok(Reply::StatsAll(v)) => Ok(v),
+                        Ok(other) => Err(JobError::Failed(format!("unexpected reply {other:?}"))),
+                        Err(e) => Err(job_error(e)),
+                    },
+                ))
+            }),
+            Effect::Attach {
+                session,
+                container,
+                rows,
+                cols,
+            } => {
+                let tx = self.tx.clone();
+                tokio::spawn(attach(engine, tx, session, container, (rows, cols)));
+            }
             Effect::OpenShell {
                 session,
                 container,
@@ -320,8 +344,8 @@ impl Effects {
                     if let Some(input) = stdin {
                         let _ = tx.send(Msg::ShellStarted {
                             session,
-                            exec_id: exec_id.clone(),
-                            input,
+                            resize: Some(app::ResizeTarget::Exec(exec_id.clone())),
+                            input: Some(input),
                         });
                     }
                     while let Some(chunk) = output.recv().await {
@@ -344,6 +368,104 @@ impl Effects {
             }
         }
     }
+}
+
+/// Attach to a container's own stdio, as `docker attach` does: with a TTY, keys go to it and its
+/// screen comes back (sized to the pane); without one, its output is shown and nothing is sent,
+/// so detaching can never close the stdin of a container that keeps it open. Detaching drops
+/// the connection only; the container keeps running.
+async fn attach(
+    engine: Engine,
+    tx: mpsc::UnboundedSender<Msg>,
+    session: u32,
+    container: berth::api::ContainerId,
+    (rows, cols): (u16, u16),
+) {
+    let ended = |exit_code, error| Msg::ShellEnded {
+        session,
+        exit_code,
+        error,
+    };
+    // Whether it has a TTY decides whether stdin is attached at all.
+    let tty = match engine
+        .submit(Command::ContainerInspect {
+            id: container.clone(),
+        })
+        .await
+    {
+        Ok(Reply::Json(v)) => v["Config"]["Tty"].as_bool().unwrap_or(false),
+        Ok(_) => false,
+        Err(e) => {
+            let _ = tx.send(ended(None, Some(e.to_string())));
+            return;
+        }
+    };
+    let io = match engine
+        .submit(Command::ContainerAttach {
+            id: container.clone(),
+            stdin: tty,
+        })
+        .await
+    {
+        Ok(Reply::Io(io)) => io,
+        Ok(other) => {
+            let _ = tx.send(ended(None, Some(format!("unexpected reply {other:?}"))));
+            return;
+        }
+        Err(e) => {
+            let _ = tx.send(ended(None, Some(e.to_string())));
+            return;
+        }
+    };
+    let berth::api::IoSession {
+        stdin,
+        mut output,
+        tty,
+    } = io;
+    if tty {
+        let _ = engine
+            .submit(Command::ContainerResize {
+                id: container.clone(),
+                height: rows,
+                width: cols,
+            })
+            .await;
+    }
+    let _ = tx.send(Msg::ShellStarted {
+        session,
+        resize: tty.then(|| app::ResizeTarget::Container(container.clone())),
+        input: if tty { stdin } else { None },
+    });
+    while let Some(chunk) = output.recv().await {
+        // Without a TTY nothing turns "\n" into "\r\n" on the way: do it for the screen.
+        let data = if tty {
+            chunk.data
+        } else {
+            bytes::Bytes::from(
+                String::from_utf8_lossy(&chunk.data)
+                    .replace('\n', "\r\n")
+                    .into_bytes(),
+            )
+        };
+        if tx.send(Msg::ShellOutput { session, data }).is_err() {
+            return;
+        }
+    }
+    // The output ends when the container's process has exited.
+    let code = match engine
+        .submit(Command::ContainerInspect { id: container })
+        .await
+    {
+        Ok(Reply::Json(v)) if v["State"]["Running"] == false => {
+            v["State"]["ExitCode"].as_i64().map(|c| c as i32)
+        }
+        _ => None,
+    };
+    let _ = tx.send(Msg::ShellEnded {
+        session,
+        exit_code: code,
+        error: None,
+    });
 }
 
 async fn event_loop(
@@ -374,6 +496,8 @@ async fn event_loop(
     }
     let mut frame_log = FrameLog::from_env();
     let mut redraw = true;
+    // When the containers pane last asked for CPU/memory samples.
+    let mut last_usage: Option<tokio::time::Instant> = None;
     loop {
         if redraw {
             app.now = unix_now();
@@ -384,7 +508,21 @@ async fn event_loop(
             }
             redraw = false;
         }
+        // The sampling timer runs only while the pane shows running containers; otherwise the
+        // loop sleeps until a key or an event.
+        let usage_at = app
+            .wants_usage()
+            .then(|| last_usage.map_or_else(tokio::time::Instant::now, |t| t + USAGE_EVERY));
         let first = tokio::select! {
+            () = async {
+                match usage_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                last_usage = Some(tokio::time::Instant::now());
+                Some(Msg::UsageTick)
+            },
             key = keys.next() => match key {
                 Some(Ok(ev)) => term_msg(ev),
                 Some(Err(e)) => return Err(e.into()),

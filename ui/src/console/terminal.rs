@@ -1,6 +1,7 @@
-//! Shells inside the console: each exec session is a vt100 parser fed by the PTY's output,
-//! drawn into a pane, with keys encoded back into the bytes a terminal would send. A session
-//! keeps running when the user detaches (Ctrl-]); several can be open at once.
+//! Terminals inside the console: each session (a shell exec'd into a container, or an attach to
+//! the container's own stdio) is a vt100 parser fed by the PTY's output, drawn into a pane, with
+//! keys encoded back into the bytes a terminal would send. A session keeps running when the
+//! user detaches (Ctrl-]); several can be open at once.
 
 use berth::api::ContainerId;
 use bytes::Bytes;
@@ -21,42 +22,78 @@ pub fn nz(v: u16) -> std::num::NonZeroU16 {
     std::num::NonZeroU16::new(v).unwrap_or(std::num::NonZeroU16::MIN)
 }
 
-/// One shell.
+/// What a session is connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A new `sh` exec'd into the container.
+    Shell,
+    /// The container's own process (its TTY, or its output when it has none).
+    Attach,
+}
+
+/// One terminal session.
 pub struct Session {
     pub id: u32,
+    pub kind: SessionKind,
     pub container: ContainerId,
     pub name: String,
-    pub exec_id: Option<String>,
+    /// Where a resize goes; `None` before the session started and for one without a TTY.
+    pub resize: Option<super::app::ResizeTarget>,
     pub parser: vt100::Parser,
-    /// Bytes for the shell; `None` until the exec has started, and after it ended.
+    /// Bytes for the process; `None` until the session has started, after it ended, and for a
+    /// read-only one.
     pub input: Option<mpsc::Sender<Bytes>>,
+    /// Connected (the exec started, the attach answered).
+    pub started: bool,
+    /// Keys typed before the session was connected, sent once it is.
+    pub typed_early: Vec<u8>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
+    /// The session's process is gone (an attach can end without an exit code to show).
+    pub closed: bool,
 }
 
 impl Session {
-    pub fn new(id: u32, container: ContainerId, name: String, rows: u16, cols: u16) -> Self {
+    pub fn new(
+        id: u32,
+        kind: SessionKind,
+        container: ContainerId,
+        name: String,
+        rows: u16,
+        cols: u16,
+    ) -> Self {
         Self {
             id,
+            kind,
             container,
             name,
-            exec_id: None,
+            resize: None,
             parser: vt100::Parser::new(nz(rows), nz(cols), 1000),
             input: None,
+            started: false,
+            typed_early: Vec::new(),
             exit_code: None,
             error: None,
+            closed: false,
         }
     }
 
     pub fn ended(&self) -> bool {
-        self.exit_code.is_some() || self.error.is_some()
+        self.closed || self.exit_code.is_some() || self.error.is_some()
+    }
+
+    /// Started, not ended, and nothing to type into: an attach to a container without a TTY.
+    pub fn read_only(&self) -> bool {
+        self.started && !self.ended() && self.input.is_none()
     }
 
     pub fn title(&self) -> String {
         let state = match (&self.exit_code, &self.error) {
             (Some(c), _) => format!(" (exited {c})"),
             (_, Some(_)) => " (failed)".into(),
-            _ if self.input.is_none() => " (starting)".into(),
+            _ if self.closed => " (ended)".into(),
+            _ if !self.started => " (starting)".into(),
+            _ if self.input.is_none() => " (no TTY: output only)".into(),
             _ => String::new(),
         };
         format!("{} #{}{state}", self.name, self.id)

@@ -1,8 +1,9 @@
 //! Rendering: a pure function of `&App`. Nothing here changes state.
 
-use super::app::{App, Loaded, Pane, StatusKind};
+use super::app::{App, CONTAINER_SORTS, IMAGE_SORTS, Loaded, Pane, StatusKind};
 use super::keys::{Scope, key_label};
 use super::popup::{InputKind, Popup, RUN_FIELDS};
+use super::terminal::SessionKind;
 use super::theme::Theme;
 use berth::api::{
     ContainerState, ContainerSummary, Event, EventRecord, ImageSummary, TransferPhase,
@@ -22,6 +23,8 @@ struct ListFrame<'r> {
     pane: Pane,
     head: Row<'r>,
     widths: &'r [Constraint],
+    /// The rows given start at the list's scroll offset (the pane builds only what shows).
+    windowed: bool,
 }
 
 /// The app as drawn with a theme.
@@ -134,9 +137,11 @@ impl View<'_> {
     ) {
         let l = self.app.list(frame.pane);
         let (sel, off) = (l.selected, l.offset);
+        let start = if frame.windowed { off } else { 0 };
         let rows = rows
             .enumerate()
-            .skip(off)
+            .map(|(i, r)| (i + start, r))
+            .skip(off - start)
             .take(self.app.list_rows)
             .map(|(i, r)| {
                 if i == sel {
@@ -159,10 +164,15 @@ impl View<'_> {
             t.push_str(&format!(" /{}", l.filter));
         }
         if let Some(s) = l.sort {
+            let names: &[&str] = if pane == Pane::Images {
+                &IMAGE_SORTS
+            } else {
+                &CONTAINER_SORTS
+            };
             t.push_str(&format!(
-                " sort:{}{}",
-                s.column + 1,
-                if s.reverse { "↓" } else { "↑" }
+                " sort: {} {}",
+                names.get(s.column).unwrap_or(&"?"),
+                sort_arrow(s.reverse)
             ));
         }
         if !l.marked.is_empty() {
@@ -192,52 +202,103 @@ impl View<'_> {
             }
             Loaded::Ready(_) => {}
         }
+        // Narrow terminals keep what identifies a container and what it is doing: below 100
+        // columns the STATE column goes (STATUS says it, in the state's colour); ports,
+        // creation time, id and the memory limit come in from 120 columns.
         let wide = area.width >= 120;
-        let head = if wide {
-            Row::new(["", "NAME", "IMAGE", "STATE", "STATUS", "PORTS", "ID"])
-        } else {
-            Row::new(["", "NAME", "IMAGE", "STATE", "STATUS"])
-        };
-        let mut widths = vec![
-            Constraint::Length(1),
-            Constraint::Fill(2),
-            Constraint::Fill(2),
-            Constraint::Length(10),
-            Constraint::Fill(3),
+        let state_col = area.width >= 100;
+        let sort = app.list(Pane::Containers).sort;
+        // (header, sort column it shows, width)
+        let mut columns: Vec<(&str, Option<usize>, Constraint)> = vec![
+            ("", None, Constraint::Length(1)),
+            ("NAME", Some(0), Constraint::Fill(2)),
+            ("IMAGE", Some(1), Constraint::Fill(2)),
+            ("STATE", Some(2), Constraint::Length(10)),
+            ("STATUS", Some(3), Constraint::Fill(3)),
+            ("CPU %", Some(4), Constraint::Length(6)),
+            (
+                "MEM",
+                Some(5),
+                Constraint::Length(if wide { 17 } else { 7 }),
+            ),
         ];
-        if wide {
-            widths.extend([Constraint::Fill(2), Constraint::Length(12)]);
+        if !state_col {
+            columns.remove(3);
         }
+        if wide {
+            columns.extend([
+                ("PORTS", Some(6), Constraint::Fill(2)),
+                ("CREATED", Some(7), Constraint::Length(14)),
+                ("ID", None, Constraint::Length(12)),
+            ]);
+        }
+        let head = Row::new(columns.iter().map(|(name, col, _)| match (sort, col) {
+            (Some(s), Some(c)) if s.column == *c => {
+                Cell::from(format!("{name}{}", sort_arrow(s.reverse)))
+            }
+            _ => Cell::from(*name),
+        }));
+        let widths: Vec<Constraint> = columns.iter().map(|c| c.2).collect();
         let t = self.theme;
         let now = app.now;
         let marked = &app.list(Pane::Containers).marked;
         let items = app.containers.items();
-        let rows = app.container_rows.iter().map(move |&i| {
-            let c = &items[i];
-            let status = match app.denials.get(c.id.as_str()) {
-                Some(d) => Cell::from(Span::styled(format!("denied: {}", d.reason), t.error())),
-                None => Cell::from(status_text(c, now)),
-            };
-            let mut cells = vec![
-                Cell::from(if marked.contains(c.id.as_str()) {
-                    "*"
-                } else {
-                    " "
-                }),
-                Cell::from(c.name.clone()),
-                Cell::from(c.image.clone()),
-                Cell::from(Span::styled(
-                    c.state.as_str(),
-                    t.state(c.state, c.exit_code),
-                )),
-                status,
-            ];
-            if wide {
-                cells.push(Cell::from(ports_text(c)));
-                cells.push(Cell::from(c.id.short().to_owned()));
-            }
-            Row::new(cells)
-        });
+        let off = app.list(Pane::Containers).offset;
+        let rows = app.container_rows[off.min(app.container_rows.len())..]
+            .iter()
+            .take(app.list_rows)
+            .map(move |&i| {
+                let c = &items[i];
+                let status = match app.denials.get(c.id.as_str()) {
+                    Some(d) => Cell::from(Span::styled(format!("denied: {}", d.reason), t.error())),
+                    None if state_col => Cell::from(status_text(c, now)),
+                    None => Cell::from(Span::styled(
+                        status_text(c, now),
+                        t.state(c.state, c.exit_code),
+                    )),
+                };
+                let (cpu, memory) = match app.usage.get(c.id.as_str()) {
+                    _ if !c.state.is_alive() => ("-".to_owned(), "-".to_owned()),
+                    Some(u) => {
+                        let (cpu, mem, limit) = u.texts();
+                        let memory = match limit {
+                            Some(l) if wide => format!("{mem} / {l}"),
+                            _ => mem,
+                        };
+                        (cpu, memory)
+                    }
+                    None => (String::new(), String::new()),
+                };
+                let mut cells = vec![
+                    Cell::from(if marked.contains(c.id.as_str()) {
+                        "*"
+                    } else {
+                        " "
+                    }),
+                    Cell::from(c.name.clone()),
+                    Cell::from(c.image.clone()),
+                ];
+                if state_col {
+                    cells.push(Cell::from(Span::styled(
+                        c.state.as_str(),
+                        t.state(c.state, c.exit_code),
+                    )));
+                }
+                cells.extend([
+                    status,
+                    Cell::from(Line::from(cpu).right_aligned()),
+                    Cell::from(Line::from(memory).right_aligned()),
+                ]);
+                if wide {
+                    cells.push(Cell::from(ports_text(c)));
+                    cells.push(Cell::from(format!(
+                        "{} ago",
+                        human_duration(now - c.created)
+                    )));
+                    cells.push(Cell::from(c.id.short().to_owned()));
+                }
+                Row::new(cells)
+            });
         self.list(
             area,
             buf,
@@ -246,6 +307,7 @@ impl View<'_> {
                 pane: Pane::Containers,
                 head,
                 widths: &widths,
+                windowed: true,
             },
             rows,
         );
@@ -274,7 +336,22 @@ impl View<'_> {
             }
             Loaded::Ready(_) => {}
         }
-        let head = Row::new(["REPOSITORY:TAG", "ID", "SIZE", "CREATED", "USED BY"]);
+        let sort = app.list(Pane::Images).sort;
+        let head = Row::new(
+            [
+                ("REPOSITORY:TAG", Some(0)),
+                ("ID", None),
+                ("SIZE", Some(1)),
+                ("CREATED", Some(2)),
+                ("USED BY", None),
+            ]
+            .map(|(name, col)| match (sort, col) {
+                (Some(s), Some(c)) if s.column == c => {
+                    Cell::from(format!("{name}{}", sort_arrow(s.reverse)))
+                }
+                _ => Cell::from(name),
+            }),
+        );
         let widths = [
             Constraint::Fill(3),
             Constraint::Length(12),
@@ -319,6 +396,7 @@ impl View<'_> {
                 pane: Pane::Images,
                 head,
                 widths: &widths,
+                windowed: false,
             },
             rows,
         );
@@ -553,9 +631,18 @@ impl View<'_> {
             .sessions
             .iter()
             .filter(|s| s.id != sess.id)
-            .map(|s| s.title())
+            .map(|s| match s.kind {
+                SessionKind::Shell => s.title(),
+                SessionKind::Attach => format!("{} (attached)", s.title()),
+            })
             .collect();
-        let mut title = format!("Shell in {} (Ctrl-] detaches)", sess.title());
+        let mut title = match sess.kind {
+            SessionKind::Shell => format!("Shell in {} (Ctrl-] detaches)", sess.title()),
+            SessionKind::Attach => format!(
+                "Attached to {} (Ctrl-] detaches, it keeps running)",
+                sess.title()
+            ),
+        };
         if !others.is_empty() {
             title.push_str(&format!("  also: {}", others.join(", ")));
         }
@@ -614,6 +701,7 @@ impl View<'_> {
                 pane: Pane::Networks,
                 head,
                 widths: &widths,
+                windowed: false,
             },
             rows,
         );
@@ -655,6 +743,7 @@ impl View<'_> {
                 pane: Pane::Volumes,
                 head,
                 widths: &widths,
+                windowed: false,
             },
             rows,
         );
@@ -685,6 +774,7 @@ impl View<'_> {
                 pane: Pane::Events,
                 head,
                 widths: &widths,
+                windowed: false,
             },
             rows,
         );
@@ -744,6 +834,7 @@ impl View<'_> {
                 pane: Pane::Policy,
                 head,
                 widths: &widths,
+                windowed: false,
             },
             rows,
         );
@@ -1075,6 +1166,11 @@ fn highlight(
     spans
 }
 
+/// The sort direction as the header and the title show it.
+fn sort_arrow(reverse: bool) -> &'static str {
+    if reverse { "▼" } else { "▲" }
+}
+
 fn ports_text(c: &ContainerSummary) -> String {
     c.ports
         .iter()
@@ -1304,7 +1400,24 @@ mod tests {
         } else {
             (vec![], vec![])
         };
+        let running: Vec<ContainerId> = cs
+            .iter()
+            .filter(|c| c.state.is_alive())
+            .map(|c| c.id.clone())
+            .collect();
         app.update(Msg::Containers(Ok(cs)));
+        // one sample per live container: web busy, frozen idle
+        app.update(Msg::Usage(Ok(running
+            .into_iter()
+            .zip([(42.5, 48_200_000u64), (0.0, 1_300_000)])
+            .map(|(id, (cpu, mem))| berth::api::StatsSample {
+                id,
+                cpu_percent: cpu,
+                memory_bytes: mem,
+                memory_limit: Some(256_000_000),
+                ..Default::default()
+            })
+            .collect())));
         app.update(Msg::Images(Ok(is)));
         app.update(Msg::Audit(Ok(vec![])));
         app
@@ -1495,6 +1608,32 @@ mod tests {
                 })));
             }
         });
+        // sorted by CPU, busiest first: the header marks the column and the direction
+        snap("sorted_by_cpu", |a| {
+            for _ in 0..5 {
+                key(a, KeyCode::Char('o'));
+            }
+            key(a, KeyCode::Char('O'));
+        });
+        // a column narrow terminals leave out: the title still names it
+        snap("sorted_by_created", |a| {
+            for _ in 0..8 {
+                key(a, KeyCode::Char('o'));
+            }
+        });
+        snap("attached_read_only", |a| {
+            key(a, KeyCode::Char('A'));
+            let session = a.active_session.unwrap();
+            a.update(Msg::ShellStarted {
+                session,
+                resize: None,
+                input: None,
+            });
+            a.update(Msg::ShellOutput {
+                session,
+                data: bytes::Bytes::from_static(b"GET / 200\r\nGET /health 200\r\n"),
+            });
+        });
         snap("filter", |a| {
             key(a, KeyCode::Char('/'));
             typed(a, "cr");
@@ -1525,6 +1664,46 @@ mod tests {
         assert_eq!(colour_of("exited", "crashy"), Color::Red);
         assert_eq!(colour_of("exited", "batch"), Color::Gray);
         assert_eq!(colour_of("running", "web"), Color::Green);
+    }
+
+    #[test]
+    fn at_80_columns_the_status_carries_the_state_colour() {
+        let a = app(80, 24, true);
+        let t = draw(&a, 80, 24, Theme { color: true });
+        let buf = t.backend().buffer();
+        let colour_of = |text: &str| {
+            for y in 0..24u16 {
+                let line: String = (0..80u16)
+                    .map(|x| buf[(x, y)].symbol().to_owned())
+                    .collect();
+                if let Some(x) = line.find(text) {
+                    let x = line[..x].chars().count() as u16;
+                    return buf[(x, y)].fg;
+                }
+            }
+            panic!("{text} not on screen")
+        };
+        assert_eq!(colour_of("Exited (137)"), Color::Red);
+        assert_eq!(colour_of("Exited (0)"), Color::Gray);
+        assert_eq!(colour_of("Up 5 minutes (Paused"), Color::Yellow);
+        assert_eq!(colour_of("Up 5 minutes "), Color::Green);
+    }
+
+    #[test]
+    fn stopped_containers_show_a_dash_for_cpu_and_memory() {
+        let a = app(160, 48, true);
+        let t = draw(&a, 160, 48, Theme { color: true });
+        let screen: Vec<String> = (0..48u16)
+            .map(|y| {
+                (0..160u16)
+                    .map(|x| t.backend().buffer()[(x, y)].symbol().to_owned())
+                    .collect()
+            })
+            .collect();
+        let row = |name: &str| screen.iter().find(|l| l.contains(name)).unwrap().clone();
+        assert!(row("batch").contains("  -  "), "{}", row("batch"));
+        assert!(row("web").contains("42.5%") && row("web").contains("48.2MB / 256.0MB"));
+        assert!(row("frozen").contains("0.0%"));
     }
 
     #[test]
