@@ -182,6 +182,10 @@ async fn accept_loop(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     tokio::pin!(shutdown);
+    let service = Service {
+        router,
+        half_close: false,
+    };
     loop {
         let stream = tokio::select! {
             _ = &mut shutdown => return Ok(()),
@@ -198,20 +202,55 @@ async fn accept_loop(
             },
         };
         let peer = peer::identify(&stream);
-        let router = router.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let router = router.clone();
-                let peer = peer.clone();
-                async move { Ok::<_, Infallible>(handle(router, peer, req).await) }
-            });
-            // Connection errors (a client that hangs up mid-request, `docker run -d` dropping
-            // its wait) end this connection only.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+        let service = service.clone();
+        tokio::spawn(async move { service.serve_connection(stream, peer).await });
+    }
+}
+
+/// The API as served on one connection: what the accept loop runs for each client. Public so
+/// that any byte stream can be served the same way (the API fuzz target feeds it raw requests
+/// over an in-memory pipe).
+#[derive(Clone)]
+pub struct Service {
+    router: Router,
+    half_close: bool,
+}
+
+impl Service {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            router: routes::router(engine),
+            half_close: false,
+        }
+    }
+
+    /// Answer requests whose client shut down its writing side after sending them (off by
+    /// default, as for the socket: there a hung-up client cancels its request, so a `wait` it
+    /// gave up on does not linger). The fuzz target sends its input, then shuts down.
+    pub fn half_close(mut self, on: bool) -> Self {
+        self.half_close = on;
+        self
+    }
+
+    /// Serve HTTP/1 requests on `io` from `peer` (or refuse them, when the peer could not be
+    /// identified) until the client hangs up.
+    pub async fn serve_connection<I>(&self, io: I, peer: Result<Caller, String>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let router = self.router.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let router = router.clone();
+            let peer = peer.clone();
+            async move { Ok::<_, Infallible>(handle(router, peer, req).await) }
         });
+        // Connection errors (a client that hangs up mid-request, `docker run -d` dropping its
+        // wait) end this connection only.
+        let _ = hyper::server::conn::http1::Builder::new()
+            .half_close(self.half_close)
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+            .await;
     }
 }
 
