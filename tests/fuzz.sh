@@ -55,7 +55,7 @@ failed=()
 for t in "${TARGETS[@]}"; do
   corpus=fuzz/corpus/$t
   mkdir -p "$corpus" "fuzz/artifacts/$t"
-  log=$(mktemp /tmp/berth-fuzz-"$t".XXXXXX)
+  log=$(mktemp /tmp/berth-fuzz-log-"$t".XXXXXX)
   echo "tests/fuzz.sh: $t for ${SECONDS_EACH} s" >&2
   rc=0
   dict=""

@@ -176,8 +176,29 @@ fn outside_listing() -> Vec<(String, u64, u32, u64)> {
     v
 }
 
+/// A directory for this process's lifetime, `<tmp>/<prefix>.<pid>`. A static is never dropped,
+/// so a process cannot remove its own: each removes those of processes that are gone.
+fn process_dir(prefix: &str) -> PathBuf {
+    let tmp = std::env::temp_dir();
+    if let Ok(rd) = std::fs::read_dir(&tmp) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                make_removable(&e.path());
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = tmp.join(format!("{prefix}.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 struct UnpackEnv {
-    base: tempfile::TempDir,
+    base: PathBuf,
     listing: Vec<(String, u64, u32, u64)>,
 }
 
@@ -190,10 +211,7 @@ fn unpack_env() -> &'static UnpackEnv {
             std::fs::write(&victim, b"original").unwrap();
         }
         UnpackEnv {
-            base: tempfile::Builder::new()
-                .prefix("berth-fuzz-unpack.")
-                .tempdir()
-                .unwrap(),
+            base: process_dir("berth-fuzz-unpack"),
             listing: outside_listing(),
         }
     })
@@ -210,7 +228,7 @@ pub fn unpack(data: &[u8]) {
         return;
     };
     let env = unpack_env();
-    let work = tempfile::tempdir_in(env.base.path()).unwrap();
+    let work = tempfile::tempdir_in(&env.base).unwrap();
     let dest = work.path().join("layer");
     std::fs::create_dir(&dest).unwrap();
     let beside = work.path().join("beside");
@@ -297,20 +315,16 @@ struct ApiEnv {
     rt: tokio::runtime::Runtime,
     service: berth::api::http::Service,
     caller: berth::api::Caller,
-    _root: tempfile::TempDir,
 }
 
 fn api_env() -> &'static ApiEnv {
     static ENV: OnceLock<ApiEnv> = OnceLock::new();
     ENV.get_or_init(|| {
-        let root = tempfile::Builder::new()
-            .prefix("berth-fuzz-api.")
-            .tempdir()
-            .unwrap();
-        let policy = root.path().join("policy.toml");
+        let root = process_dir("berth-fuzz-api");
+        let policy = root.join("policy.toml");
         std::fs::write(&policy, DENY_ALL).unwrap();
         let engine = berth::api::Engine::open(berth::api::EngineOptions {
-            root: Some(root.path().join("root")),
+            root: Some(root.join("root")),
             policy: Some(policy),
         })
         .expect("open an engine for the API target");
@@ -325,7 +339,6 @@ fn api_env() -> &'static ApiEnv {
             rt,
             service,
             caller: berth::api::Caller::current(),
-            _root: root,
         }
     })
 }
@@ -408,6 +421,7 @@ fn statuses(answer: &[u8]) -> Vec<u16> {
         let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
         let status: u16 = head
             .strip_prefix("http/1.1 ")
+            .or_else(|| head.strip_prefix("http/1.0 "))
             .and_then(|s| s.get(..3))
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"));
