@@ -437,6 +437,10 @@ fn statuses(answer: &[u8]) -> Vec<u16> {
                 .find(|(k, _)| k.trim() == name)
                 .map(|(_, v)| v.trim().to_owned())
         };
+        // The answer to a HEAD has a content-length but no body: the next response follows.
+        if rest.starts_with(b"HTTP/1.") {
+            continue;
+        }
         if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             loop {
                 let Some(eol) = find(rest, b"\r\n") else {

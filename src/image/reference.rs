@@ -79,6 +79,12 @@ impl Reference {
         } else {
             path
         };
+        // Docker's limit is on the normalised name: what parses must print to what parses.
+        if registry.len() + 1 + repository.len() > MAX_NAME_LEN {
+            return Err(bad(
+                "repository name longer than 255 characters with its registry",
+            ));
+        }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_owned()),
             (None, None) => Some(DEFAULT_TAG.to_owned()),
@@ -393,6 +399,18 @@ mod tests {
                 .familiar_name(),
             "127.0.0.1:5055/a"
         );
+    }
+
+    #[test]
+    fn the_length_limit_is_on_the_normalised_name() {
+        // Found by the `reference` fuzz target: 240 characters parsed, and printed as 258 that
+        // did not.
+        let long = "a".repeat(240);
+        let err = Reference::parse(&long).unwrap_err().to_string();
+        assert!(err.contains("longer than 255"), "{err}");
+        let fits = "a".repeat(255 - "docker.io/library/".len());
+        let r = Reference::parse(&fits).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
     }
 
     #[test]
