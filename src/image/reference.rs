@@ -70,7 +70,7 @@ impl Reference {
             registry
         };
         let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
-            if path.len() == 64 && path.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if is_hex64(&path) {
                 return Err(bad(
                     "cannot use a 64-character hexadecimal string as a repository name",
                 ));
@@ -79,6 +79,12 @@ impl Reference {
         } else {
             path
         };
+        // Docker's limit is on the normalised name: what parses must print to what parses.
+        if registry.len() + 1 + repository.len() > MAX_NAME_LEN {
+            return Err(bad(
+                "repository name longer than 255 characters with its registry",
+            ));
+        }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_owned()),
             (None, None) => Some(DEFAULT_TAG.to_owned()),
@@ -135,14 +141,22 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
-    /// What Docker shows: without `docker.io/` and `library/`.
+    /// What Docker shows: without `docker.io/` and `library/` — unless the shorter form would
+    /// parse as another image: `docker.io/ghcr.io/x` keeps its registry (without it `ghcr.io`
+    /// would be the registry), and `library/<64 hex digits>` its `library/` (a bare 64-hex name
+    /// is refused). The familiar form always parses back to the same reference.
     pub fn familiar(&self) -> String {
         let name = if self.registry == DEFAULT_REGISTRY {
-            self.repository
-                .strip_prefix("library/")
-                .filter(|r| !r.contains('/'))
-                .unwrap_or(&self.repository)
-                .to_owned()
+            let repo = &self.repository;
+            let first = repo.split('/').next().unwrap_or_default();
+            if repo.contains('/') && is_registry(first) {
+                self.name()
+            } else {
+                match repo.strip_prefix("library/").filter(|r| !r.contains('/')) {
+                    Some(r) if !is_hex64(r) => r.to_owned(),
+                    _ => repo.clone(),
+                }
+            }
         } else {
             self.name()
         };
@@ -197,6 +211,10 @@ impl FromStr for Reference {
     fn from_str(s: &str) -> Result<Self> {
         Reference::parse(s)
     }
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn is_registry(first: &str) -> bool {
@@ -381,6 +399,39 @@ mod tests {
                 .familiar_name(),
             "127.0.0.1:5055/a"
         );
+    }
+
+    #[test]
+    fn the_length_limit_is_on_the_normalised_name() {
+        // Found by the `reference` fuzz target: 240 characters parsed, and printed as 258 that
+        // did not.
+        let long = "a".repeat(240);
+        let err = Reference::parse(&long).unwrap_err().to_string();
+        assert!(err.contains("longer than 255"), "{err}");
+        let fits = "a".repeat(255 - "docker.io/library/".len());
+        let r = Reference::parse(&fits).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+    }
+
+    #[test]
+    fn familiar_form_never_names_another_image() {
+        // Found by the `reference` fuzz target: the short form read `ghcr.docker.io` as a
+        // registry.
+        let hex = "0123456789abcdef".repeat(4);
+        for (input, familiar) in [
+            (
+                "docker.io/ghcr.docker.io/bcd01234567d9aeb",
+                "docker.io/ghcr.docker.io/bcd01234567d9aeb:latest",
+            ),
+            ("docker.io/localhost/x:1", "docker.io/localhost/x:1"),
+            (&format!("library/{hex}"), &format!("library/{hex}:latest")),
+            ("library/ghcr.io", "ghcr.io:latest"),
+            ("team/ghcr.io", "team/ghcr.io:latest"),
+        ] {
+            let r = Reference::parse(input).unwrap();
+            assert_eq!(r.familiar(), familiar, "{input}");
+            assert_eq!(Reference::parse(familiar).unwrap(), r, "{input}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Hostile input, by seeded random mutation (bounded in count; the seed is printed so a
-//! failure replays). Coverage-guided fuzzing (`cargo fuzz`) needs a nightly toolchain, which
-//! this project's machines do not have; these tests run on stable in CI instead.
+//! failure replays). The coverage-guided fuzzing (`cargo fuzz`, on stable) is `tests/fuzz.sh`;
+//! its seeds and every crash it found are replayed by `tests/fuzz`.
 //!
 //! Each parser must answer every input with a value or a typed error — never a panic — and the
 //! API server must keep serving whatever it is sent.

@@ -342,6 +342,52 @@ async fn serve_connection<S>(router: Router, peer: Result<Caller, String>, strea
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    serve_connection_with(router, peer, stream, false).await
+}
+
+/// The API as served on one connection, as the accept loops run it for each client. Public so
+/// that any byte stream can be served the same way (the API fuzz target feeds it raw requests
+/// over an in-memory pipe).
+#[derive(Clone)]
+pub struct Service {
+    router: Router,
+    half_close: bool,
+}
+
+impl Service {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            router: routes::router(engine),
+            half_close: false,
+        }
+    }
+
+    /// Answer requests whose client shut down its writing side after sending them (off by
+    /// default, as for the sockets: there a hung-up client cancels its request, so a `wait` it
+    /// gave up on does not linger). The fuzz target sends its input, then shuts down.
+    pub fn half_close(mut self, on: bool) -> Self {
+        self.half_close = on;
+        self
+    }
+
+    /// Serve HTTP/1 requests on `io` from `peer` (or refuse them, when the peer could not be
+    /// identified) until the client hangs up.
+    pub async fn serve_connection<I>(&self, io: I, peer: Result<Caller, String>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        serve_connection_with(self.router.clone(), peer, io, self.half_close).await
+    }
+}
+
+async fn serve_connection_with<S>(
+    router: Router,
+    peer: Result<Caller, String>,
+    stream: S,
+    half_close: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let router = router.clone();
         let peer = peer.clone();
@@ -350,6 +396,7 @@ where
     // Connection errors (a client that hangs up mid-request, `docker run -d` dropping its
     // wait) end this connection only.
     let _ = hyper::server::conn::http1::Builder::new()
+        .half_close(half_close)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
