@@ -49,9 +49,57 @@ pub struct UnpackStats {
     pub bytes: u64,
 }
 
+/// How far a layer may expand: file content written past `floor` bytes may be at most `ratio`
+/// times the compressed bytes read. Stops decompression bombs (a gzip stream expands up to
+/// ~1000×) and sparse-file bombs (a few bytes declaring gigabytes of holes) before they fill
+/// the disk; ordinary layers expand 2-10×, and a big, very compressible one stays allowed
+/// below the floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpansionLimit {
+    pub floor: u64,
+    pub ratio: u64,
+}
+
+impl ExpansionLimit {
+    pub const DEFAULT: Self = Self {
+        floor: 1 << 30,
+        ratio: 200,
+    };
+}
+
+/// The expansion limit and what it is measured against: the compressed bytes read so far.
+struct Budget {
+    limit: ExpansionLimit,
+    consumed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Unpacks the tar stream `reader` into `dest` (an existing, empty directory). `layer` names the
 /// layer in errors. On error the directory is left partly written; the caller discards it.
 pub fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Result<UnpackStats> {
+    unpack_layer_within(reader, dest, layer, None)
+}
+
+fn unpack_layer_within<R: Read>(
+    reader: R,
+    dest: &Path,
+    layer: &str,
+    budget: Option<Budget>,
+) -> Result<UnpackStats> {
     let root = openat(
         nix::fcntl::AT_FDCWD,
         dest,
@@ -68,6 +116,7 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Result<Unpa
         stats: UnpackStats::default(),
         euid: nix::unistd::geteuid().as_raw(),
         egid: nix::unistd::getegid().as_raw(),
+        budget,
     };
     let mut archive = tar::Archive::new(reader);
     let entries = archive
@@ -90,7 +139,24 @@ pub fn unpack_compressed(
     dest: &Path,
     layer: &str,
 ) -> Result<(super::digest::Digest, UnpackStats)> {
+    unpack_compressed_within(src, compression, dest, layer, ExpansionLimit::DEFAULT)
+}
+
+/// [`unpack_compressed`] with another expansion limit.
+pub fn unpack_compressed_within(
+    src: impl Read + Send,
+    compression: super::layout::Compression,
+    dest: &Path,
+    layer: &str,
+    limit: ExpansionLimit,
+) -> Result<(super::digest::Digest, UnpackStats)> {
     use super::layout::Compression;
+    let consumed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let src = Counting {
+        inner: src,
+        count: consumed.clone(),
+    };
+    let budget = Budget { limit, consumed };
     let bad = |e: io::Error| ImageError::BadLayer {
         layer: layer.into(),
         reason: e.to_string(),
@@ -136,7 +202,7 @@ pub fn unpack_compressed(
             cur: Vec::new(),
             pos: 0,
         };
-        let res = unpack_layer(&mut reader, dest, layer);
+        let res = unpack_layer_within(&mut reader, dest, layer, Some(budget));
         if res.is_ok() {
             // Past the tar's end-of-archive: let the producer hash the rest of the stream.
             while let Ok(chunk) = reader.rx.recv() {
@@ -220,6 +286,7 @@ struct Unpacker {
     stats: UnpackStats,
     euid: u32,
     egid: u32,
+    budget: Option<Budget>,
 }
 
 fn how_beneath(flags: OFlag) -> OpenHow {
@@ -234,6 +301,22 @@ fn how_beneath(flags: OFlag) -> OpenHow {
 }
 
 impl Unpacker {
+    /// Refuses a layer that expands past its [`ExpansionLimit`] (`total`: content bytes so far).
+    fn within_budget(&self, total: u64) -> Result<()> {
+        let Some(b) = &self.budget else {
+            return Ok(());
+        };
+        let read = b.consumed.load(std::sync::atomic::Ordering::Relaxed);
+        if total > b.limit.floor && total / b.limit.ratio.max(1) > read {
+            return Err(self.bad(format!(
+                "expands to more than {}× its {read} compressed bytes past {} MiB of content (a decompression or sparse-file bomb?); refused",
+                b.limit.ratio,
+                b.limit.floor >> 20
+            )));
+        }
+        Ok(())
+    }
+
     fn bad(&self, reason: String) -> ImageError {
         ImageError::BadLayer {
             layer: self.layer.clone(),
@@ -479,6 +562,7 @@ impl Unpacker {
                     file.write_all(&self.buf[..n])
                         .map_err(|e| self.io_err(&raw, "write", e))?;
                     written += n as u64;
+                    self.within_budget(self.stats.bytes + written)?;
                 }
                 self.stats.bytes += written;
                 self.set_fd_meta(&file, &meta, &raw)?;

@@ -384,3 +384,82 @@ fn gnu_sparse_files_unpack_to_their_content() {
         std::fs::read(&f).unwrap()
     );
 }
+
+/// A small limit, so the tests need megabytes rather than gigabytes.
+const SMALL_LIMIT: ExpansionLimit = ExpansionLimit {
+    floor: 1 << 20,
+    ratio: 200,
+};
+
+fn expect_bomb_refused(res: Result<(crate::image::digest::Digest, UnpackStats)>) {
+    match res {
+        Err(ImageError::BadLayer { layer, reason }) => {
+            assert_eq!(layer, "bomb");
+            assert!(reason.contains("bomb"), "{reason}");
+        }
+        other => panic!("expected a BadLayer refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_once_it_expands_past_the_limit() {
+    use crate::image::layout::Compression;
+    use std::io::Write;
+    // 16 MiB of zeros: gzip makes ~16 KiB of it (about 1000×).
+    let tar = Tar::default().file("zeros", &vec![0u8; 16 << 20]).finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    assert!(gz.len() * 200 < 16 << 20, "the fixture is a bomb");
+
+    let s = scene();
+    expect_bomb_refused(unpack_compressed_within(
+        &gz[..],
+        Compression::Gzip,
+        &s.layer,
+        "bomb",
+        SMALL_LIMIT,
+    ));
+    // It stopped near the floor, not at the end.
+    let written = std::fs::metadata(s.layer.join("zeros")).unwrap().len();
+    assert!(
+        written < 4 << 20,
+        "{written} bytes written before the refusal"
+    );
+
+    // The same layer under the default limit (floor 1 GiB) is an ordinary, compressible one.
+    let s = scene();
+    let (_, stats) =
+        unpack_compressed(&gz[..], Compression::Gzip, &s.layer, "bomb").expect("allowed");
+    assert_eq!(stats.bytes, 16 << 20);
+}
+
+#[test]
+fn a_sparse_file_declaring_gigabytes_of_holes_is_refused() {
+    use crate::image::layout::Compression;
+    // An old-style GNU sparse entry: 512 bytes of data at the end of 64 GiB of holes.
+    let mut h = tar::Header::new_gnu();
+    {
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..6].copy_from_slice(b"sparse");
+        gnu.sparse[0].set_offset((64 << 30) - 512);
+        gnu.sparse[0].set_length(512);
+        gnu.set_real_size(64 << 30);
+    }
+    h.set_entry_type(EntryType::GNUSparse);
+    h.set_size(512);
+    h.set_mode(0o644);
+    h.set_mtime(1_600_000_000);
+    let tar = Tar::default().raw(h, &[7u8; 512]).finish();
+
+    let s = scene();
+    expect_bomb_refused(unpack_compressed_within(
+        &tar[..],
+        Compression::None,
+        &s.layer,
+        "bomb",
+        SMALL_LIMIT,
+    ));
+    let size = std::fs::metadata(s.layer.join("sparse")).unwrap().len();
+    assert!(size < 4 << 20, "{size} bytes written before the refusal");
+}
