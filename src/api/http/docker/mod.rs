@@ -104,8 +104,9 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
 /// A Docker time parameter (`since`, `until`): unix seconds with an optional fraction
 /// (`1700000000.5`), or RFC 3339. Returns unix nanoseconds.
 pub(crate) fn parse_time_param(s: &str) -> Result<i64, String> {
+    let out_of_range = || format!("invalid time {s:?}: out of range");
     if let Some(secs) = parse_rfc3339(s) {
-        return Ok(secs * 1_000_000_000);
+        return secs.checked_mul(1_000_000_000).ok_or_else(out_of_range);
     }
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     let whole: i64 = whole
@@ -118,7 +119,10 @@ pub(crate) fn parse_time_param(s: &str) -> Result<i64, String> {
         }
         nanos = format!("{frac:0<9}").parse().unwrap_or(0);
     }
-    Ok(whole * 1_000_000_000 + nanos)
+    whole
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(nanos))
+        .ok_or_else(out_of_range)
 }
 
 /// Go's `units.HumanDuration`, which `docker ps` shows in STATUS ("Up 5 minutes").
@@ -166,6 +170,27 @@ pub(crate) fn labels_json(labels: &[(String, String)]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_params_parse_and_out_of_range_ones_are_errors_not_overflows() {
+        assert_eq!(
+            parse_time_param("1700000000.5"),
+            Ok(1_700_000_000_500_000_000)
+        );
+        assert_eq!(parse_time_param("10"), Ok(10_000_000_000));
+        assert_eq!(parse_time_param("1970-01-01T00:00:02Z"), Ok(2_000_000_000));
+        // Found by the API fuzz target: seconds past i64 nanoseconds (year 2262).
+        for s in [
+            "17000000050.",
+            "9999999999999",
+            "9999-12-31T23:59:59Z",
+            "-9999999999999",
+        ] {
+            let e = parse_time_param(s).expect_err(s);
+            assert!(e.contains("out of range"), "{s}: {e}");
+        }
+        assert!(parse_time_param("soon").is_err());
+    }
 
     #[test]
     fn filters_accept_both_wire_forms() {
