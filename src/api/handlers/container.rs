@@ -977,13 +977,13 @@ impl Dispatcher {
     /// [`STATS_ALL_GAP`] between two readings, so a caller needs no state of its own.
     pub(crate) async fn container_stats_all(&self) -> Result<Reply, ApiError> {
         self.blocking(|rt| {
-            let states = rt
-                .list()
-                .map_err(|e| runtime_error("listing containers", e))?;
-            let alive: Vec<runtime::ContainerId> = states
+            // Only the ids are kept: every 2 s while a console shows the list, so the states
+            // are dropped as they are read (as for the container list).
+            let alive: Vec<runtime::ContainerId> = rt
+                .list_map(|s| matches!(s.status, Status::Running | Status::Paused).then_some(s.id))
+                .map_err(|e| runtime_error("listing containers", e))?
                 .into_iter()
-                .filter(|s| matches!(s.status, Status::Running | Status::Paused))
-                .map(|s| s.id)
+                .flatten()
                 .collect();
             // A container that stops between the readings is left out, not an error.
             let first: HashMap<String, (u64, u64)> = alive

@@ -1,6 +1,6 @@
 //! `/containers/...`.
 
-use super::{AppState, Begun, Params, unexpected};
+use super::{AppState, Begun, Params, json_body, unexpected};
 use crate::api::dispatch::Caller;
 use crate::api::http::docker::container::{
     self as dc, CreateBody, config_from_create, list_item, list_matches, list_wants_all,
@@ -53,14 +53,6 @@ fn done(reply: Reply, what: &str) -> HttpResult<Response> {
         Reply::Done | Reply::ContainerId(_) => Ok(StatusCode::NO_CONTENT.into_response()),
         other => Err(unexpected(what, &other)),
     }
-}
-
-fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> HttpResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| HttpError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 async fn list(

@@ -35,12 +35,7 @@ async fn start(
     let body = axum::body::to_bytes(req.into_body(), 1 << 20)
         .await
         .map_err(|e| HttpError::bad_request(format!("reading the body: {e}")))?;
-    let parsed: ExecStartBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ExecStartBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| HttpError::bad_request(format!("invalid JSON body: {e}")))?
-    };
+    let parsed: ExecStartBody = super::json_body(&body)?;
     let cmd = Command::ExecStart {
         exec_id,
         detach: parsed.detach,

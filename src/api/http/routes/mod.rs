@@ -61,6 +61,15 @@ impl AppState {
 }
 
 /// A reply of an unexpected kind: the dispatcher and this server disagree.
+/// A JSON request body; an empty one is the type's default (clients send none for defaults).
+pub(crate) fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> HttpResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| HttpError::bad_request(format!("invalid JSON body: {e}")))
+}
+
 pub(crate) fn unexpected(what: &str, got: &Reply) -> HttpError {
     let kind = format!("{got:?}");
     let kind = kind.split(['(', ' ', '{']).next().unwrap_or_default();

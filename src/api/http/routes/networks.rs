@@ -1,6 +1,6 @@
 //! `/networks/...`: the engine's bridge networks, plus Docker's built-in `host` and `none`.
 
-use super::{AppState, Params, unexpected};
+use super::{AppState, Params, json_body, unexpected};
 use crate::api::dispatch::Caller;
 use crate::api::http::docker::network::{
     self as dn, BUILTIN, CreateBody, create_request, list_matches, mode_json, network_json,
@@ -37,14 +37,6 @@ pub(super) fn network_error(e: ApiError) -> HttpError {
         }
         _ => e.into(),
     }
-}
-
-fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> HttpResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| HttpError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 fn is_mode(name: &str) -> bool {

@@ -1,6 +1,6 @@
 //! `/volumes/...`: the engine's local named volumes.
 
-use super::{AppState, Params, unexpected};
+use super::{AppState, Params, json_body, unexpected};
 use crate::api::dispatch::Caller;
 use crate::api::http::docker::volume::{
     self as dv, CreateBody, create_request, list_matches, prune_selects, volume_json,
@@ -74,12 +74,7 @@ async fn create(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> HttpResult<Response> {
-    let body: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| HttpError::bad_request(format!("invalid JSON body: {e}")))?
-    };
+    let body: CreateBody = json_body(&body)?;
     let (name, labels) = create_request(body).map_err(HttpError::bad_request)?;
     match st
         .engine
