@@ -1016,11 +1016,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                     all.push(v);
                 }
             }
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&all).unwrap_or_default()
-            );
+            write_json(out.by_ref(), &all);
         }
         Sub::Image(ImageSub::Prune { all, force }) => {
             if !force {
@@ -1283,11 +1279,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                     all.push(v);
                 }
             }
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&all).unwrap_or_default()
-            );
+            write_json(out.by_ref(), &all);
         }
         Sub::Rmi { force, images } => {
             for i in images {
@@ -1390,11 +1382,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                     all.push(v);
                 }
             }
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&all).unwrap_or_default()
-            );
+            write_json(out.by_ref(), &all);
         }
         Sub::Exec {
             interactive,
@@ -1475,11 +1463,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             let Reply::Json(v) = submit(engine, Command::SystemCheck { repair }).await? else {
                 return Err(unexpected());
             };
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&v).unwrap_or_default()
-            );
+            write_json(out.by_ref(), &v);
             let consistent = v["corrupt_blobs"].as_array().is_some_and(|a| a.is_empty())
                 && v["missing_blobs"].as_array().is_some_and(|a| a.is_empty());
             if !consistent && !repair {
@@ -1490,11 +1474,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             let Reply::Info(i) = submit(engine, Command::SystemInfo).await? else {
                 return Err(unexpected());
             };
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&i).unwrap_or_default()
-            );
+            write_json(out.by_ref(), &i);
         }
         Sub::Policy(_) => unreachable!("run() handles `policy` before opening the engine"),
         Sub::Serve {
@@ -2050,11 +2030,7 @@ async fn network_cmd(engine: &Engine, cmd: NetworkSub) -> Result<ExitCode, ApiEr
                     all.push(n);
                 }
             }
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&all).unwrap_or_default()
-            );
+            write_json(out.by_ref(), &all);
         }
         NetworkSub::Rm { networks } => {
             for name in networks {
@@ -2110,11 +2086,7 @@ async fn volume_cmd(engine: &Engine, cmd: VolumeSub) -> Result<ExitCode, ApiErro
                     all.push(v);
                 }
             }
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&all).unwrap_or_default()
-            );
+            write_json(out.by_ref(), &all);
         }
         VolumeSub::Rm { volumes } => {
             for name in volumes {
@@ -2140,4 +2112,13 @@ async fn volume_cmd(engine: &Engine, cmd: VolumeSub) -> Result<ExitCode, ApiErro
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `value` as indented JSON on a line of its own (what `inspect` commands print).
+fn write_json(out: &mut impl Write, value: &impl serde::Serialize) {
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
