@@ -396,7 +396,9 @@ impl Runtime {
         };
         dir.write_state_with(&mut st, durable)?;
         drop(_g);
+        super::trace_time("create: files written");
         self.spawn_monitor(dir, false)?;
+        super::trace_time("create: monitor reported");
         dir.read_state()
     }
 

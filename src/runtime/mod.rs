@@ -95,14 +95,33 @@ pub fn entry(args: &[OsString]) -> Option<i32> {
     })
 }
 
-/// Debug timing trace (BERTH_TRACE_TIMES=1): wall-clock microseconds and a label on stderr.
+/// Debug timing trace (BERTH_TRACE_TIMES=1): wall-clock microseconds, the pid and a label on
+/// stderr; BERTH_TRACE_TIMES=/abs/path appends them to that file instead (the monitor's stderr
+/// is its container's log, which `--rm` deletes).
 #[doc(hidden)]
 pub fn trace_time(label: &str) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("BERTH_TRACE_TIMES").is_some()) {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        eprintln!("{:>12} {label}", t.as_micros() % 1_000_000_000);
+    static TO: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    let Some(to) = TO.get_or_init(|| std::env::var_os("BERTH_TRACE_TIMES")) else {
+        return;
+    };
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let line = format!(
+        "{:>12} {:>7} {label}\n",
+        t.as_micros() % 1_000_000_000,
+        std::process::id()
+    );
+    if to.as_encoded_bytes().starts_with(b"/") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(to)
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+    } else {
+        eprint!("{line}");
     }
 }

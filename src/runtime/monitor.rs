@@ -190,6 +190,7 @@ pub fn main(args: &[OsString]) -> i32 {
         }
     }
     let _ = nix::unistd::setsid();
+    super::trace_time("monitor: forked");
     let _ = sys::set_dumpable(false);
     // Do not keep the caller's cwd (maybe a mount point) busy for the container's lifetime.
     let _ = std::env::set_current_dir("/");
@@ -197,6 +198,7 @@ pub fn main(args: &[OsString]) -> i32 {
     match Monitor::new(dir, start_now) {
         Ok(mut m) => {
             report(&format!("ok {}", m.state.pid));
+            super::trace_time("monitor: launched, reported");
             detach_stdio(&m.dir);
             m.run_loop();
             0
@@ -785,10 +787,12 @@ impl Monitor {
     }
 
     fn finish(&mut self) {
+        super::trace_time("monitor: finish");
         if let Some(cg) = self.cgroup.take() {
             cg.kill_all();
             let _ = cg.destroy();
         }
+        super::trace_time("monitor: cgroup destroyed");
         let _ = std::fs::remove_file(self.dir.socket());
         if self.opts.auto_remove && !self.shutting_down {
             // Whoever waits for this container after it is gone still learns how it ended.
@@ -811,6 +815,7 @@ impl Monitor {
             let g = self.dir.lock();
             let trashed = super::manager::move_to_trash(&self.dir.dir);
             drop(g);
+            super::trace_time("monitor: trashed");
             // Its network too (namespace, veth, address, published ports), when the API layer
             // prepared one: no engine may be running to do it.
             if let Some(root) = self.dir.dir.parent().and_then(|d| d.parent()) {
@@ -822,6 +827,7 @@ impl Monitor {
             for d in &self.opts.remove_with {
                 let _ = std::fs::remove_dir_all(d);
             }
+            super::trace_time("monitor: removed");
         }
     }
 

@@ -676,6 +676,7 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(e) => e,
         Err(code) => return code,
     };
+    berth::runtime::trace_time("cli: engine open");
     let Some(cmd) = cli.command else {
         let label = engine.label();
         let config = match crate::console::config::default_path() {
@@ -1064,6 +1065,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
             let Reply::ContainerId(id) = reply else {
                 return Err(unexpected());
             };
+            berth::runtime::trace_time("cli: created");
             if detach {
                 submit(engine, Command::ContainerStart { id: id.clone() }).await?;
                 println!("{id}");
@@ -1111,13 +1113,16 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 drop(raw);
                 return Err(e);
             }
+            berth::runtime::trace_time("cli: started");
             crate::stdio::pump(session, interactive).await;
+            berth::runtime::trace_time("cli: output ended");
             let code = match waiter.await {
                 Ok(Ok(Reply::ExitCode(c))) => c,
                 Ok(Err(e)) => return Err(e),
                 _ => return Err(unexpected()),
             };
             drop(raw);
+            berth::runtime::trace_time("cli: waited");
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
         Sub::Create(args) => {

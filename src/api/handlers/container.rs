@@ -482,10 +482,12 @@ impl Dispatcher {
         // layers away before the container is recorded, and a snapshot without its container
         // is, for `system check` (which takes the lock too), what a killed create left.
         let lock = self.lock().await?;
+        crate::runtime::trace_time("create: locked");
         let (img, dir) = (image.0.clone(), snapshot_dir.clone());
         let prepared = self
             .images_blocking(move |s| s.prepare_rootfs(&img, &dir))
             .await?;
+        crate::runtime::trace_time("create: rootfs prepared");
         let result = match prepared {
             Ok(prepared) => {
                 self.create_with_rootfs(&id, config, &prepared, &snapshot_dir, &lock)
@@ -651,6 +653,7 @@ impl Dispatcher {
         // network attachment whose container is not created yet).
         req.binds = self.resolve_volume_binds(std::mem::take(&mut req.binds), &prepared.rootfs)?;
         self.sweep_networks(lock)?;
+        crate::runtime::trace_time("create: networks swept");
         let exposed = img.exposed_ports.clone().unwrap_or_default();
         let hostname = req.hostname.clone().unwrap_or_default();
         let (mode, files) = self.network_attach(id, &name, &hostname, &config, &exposed)?;
@@ -659,6 +662,7 @@ impl Dispatcher {
         let own: Vec<PathBuf> = req.binds.iter().map(|b| b.destination.clone()).collect();
         req.binds
             .extend(files.into_iter().filter(|f| !own.contains(&f.destination)));
+        crate::runtime::trace_time("create: network attached");
         let created = self
             .blocking(move |rt| {
                 rt.create(&req)
@@ -885,18 +889,22 @@ impl Dispatcher {
             } else {
                 None
             };
+            crate::runtime::trace_time("wait: asking the monitor");
             let info = match rt.wait(&rid) {
                 Ok(i) => i,
                 Err(RuntimeError::NotFound { .. }) => return Ok(Reply::ExitCode(0)),
                 Err(e) => return Err(runtime_error("waiting for the container", e)),
             };
+            crate::runtime::trace_time("wait: monitor answered");
             if condition == WaitCondition::Removed
                 && let Some(w) = watcher.as_mut()
             {
                 while rt.state(&rid).is_ok() {
                     let _ = w.read_changes();
+                    crate::runtime::trace_time("wait: a change");
                 }
             }
+            crate::runtime::trace_time("wait: done");
             Ok(Reply::ExitCode(info.exit_code))
         })
         .await
