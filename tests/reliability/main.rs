@@ -14,3 +14,4 @@ mod cgroup_refusal;
 mod harness;
 mod kill_points;
 mod monitor_death;
+mod serve_kill;
