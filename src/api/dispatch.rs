@@ -65,6 +65,27 @@ impl Drop for Dispatcher {
     }
 }
 
+/// What a repairing check removed, one line each (`half container ID`, `stale temp PATH`…).
+fn debris_removed(report: &serde_json::Value) -> Vec<String> {
+    const KINDS: &[(&str, &str)] = &[
+        ("half_containers", "half container"),
+        ("orphan_build_containers", "orphan build container"),
+        ("orphan_snapshots", "orphan snapshot"),
+        ("orphan_networks", "orphan network attachment"),
+        ("stale_temp", "stale temp"),
+        ("half_layers", "half layer"),
+        ("corrupt_blobs", "corrupt blob"),
+    ];
+    let mut out = Vec::new();
+    for (key, what) in KINDS {
+        for v in report[key].as_array().into_iter().flatten() {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            out.push(format!("{what} {v}"));
+        }
+    }
+    out
+}
+
 /// Runs `f`, which blocks, without holding up the other async tasks of this thread: on a
 /// multi-threaded runtime they move to another worker meanwhile (a current-thread runtime,
 /// as in unit tests, has nowhere to move them: `f` just runs).
@@ -276,24 +297,70 @@ impl Dispatcher {
                 .map(Reply::Audit)
                 .map_err(|e| ApiError::engine("reading the audit log", e)),
             Command::SystemCheck { repair } => {
-                let lock = self.lock().await?;
-                // Containers first: a repair removes a dead builder's RUN container before the
-                // image check removes its scratch directory.
-                let debris = self.container_debris(repair, &lock);
-                let report = self.images_blocking(move |s| s.check(repair)).await?;
-                drop(lock);
-                let report = report.map_err(|e| ApiError::engine("checking the store", e))?;
-                let mut v = serde_json::to_value(&report)
-                    .map_err(|e| ApiError::engine("checking the store", e))?;
-                let debris = serde_json::to_value(debris?)
-                    .map_err(|e| ApiError::engine("checking the containers", e))?;
-                if let (Some(v), serde_json::Value::Object(d)) = (v.as_object_mut(), debris) {
-                    v.extend(d);
-                }
-                Ok(Reply::Json(v))
+                self.system_check(repair, true).await.map(Reply::Json)
             }
             Command::SystemVersion => Ok(Reply::Version(version_info())),
             Command::SystemInfo => self.system_info().await,
+        }
+    }
+
+    /// `system check`: the containers' crash debris and the image store (every blob hashed
+    /// unless `hash_blobs` is false); with `repair`, what is bad or left over is removed. Under
+    /// the root's change lock: no create or remove of any berth process is half-way meanwhile.
+    async fn system_check(
+        &self,
+        repair: bool,
+        hash_blobs: bool,
+    ) -> Result<serde_json::Value, ApiError> {
+        let lock = self.lock().await?;
+        // Containers first: a repair removes a dead builder's RUN container before the
+        // image check removes its scratch directory.
+        let debris = self.container_debris(repair, &lock);
+        let report = self
+            .images_blocking(move |s| {
+                if hash_blobs {
+                    s.check(repair)
+                } else {
+                    s.check_debris(repair)
+                }
+            })
+            .await?;
+        drop(lock);
+        let report = report.map_err(|e| ApiError::engine("checking the store", e))?;
+        let mut v =
+            serde_json::to_value(&report).map_err(|e| ApiError::engine("checking the store", e))?;
+        let debris = serde_json::to_value(debris?)
+            .map_err(|e| ApiError::engine("checking the containers", e))?;
+        if let (Some(v), serde_json::Value::Object(d)) = (v.as_object_mut(), debris) {
+            v.extend(d);
+        }
+        Ok(v)
+    }
+
+    /// The clean-up at the start of a long-running engine (`berth serve`, the console): the
+    /// repair of `system check --repair`, blobs not hashed, removes what crashed berth
+    /// processes left (half-made containers, orphan snapshots and network attachments, temp
+    /// files of processes that are gone, cut-short unpacks). What a live container or another
+    /// live process's operation uses is never debris (see [`Self::system_check`]). What was
+    /// removed is published as an event, a failure as an error event; both are returned.
+    pub(crate) async fn repair_crash_debris(&self) -> Result<Vec<String>, ApiError> {
+        match self.system_check(true, false).await {
+            Ok(report) => {
+                let removed = debris_removed(&report);
+                if !removed.is_empty() {
+                    self.bus.publish(Event::DebrisRemoved {
+                        removed: removed.clone(),
+                    });
+                }
+                Ok(removed)
+            }
+            Err(e) => {
+                self.bus.publish(Event::Error {
+                    context: "removing crash debris at start".into(),
+                    message: e.to_string(),
+                });
+                Err(e)
+            }
         }
     }
 

@@ -15,3 +15,4 @@ mod harness;
 mod kill_points;
 mod monitor_death;
 mod serve_kill;
+mod startup_repair;

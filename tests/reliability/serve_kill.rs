@@ -16,17 +16,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const T: Duration = Duration::from_secs(60);
+pub const T: Duration = Duration::from_secs(60);
 
 /// `berth serve` on the test's root, its socket and log in a directory of their own.
-struct Serve {
+pub struct Serve {
     child: Child,
-    socket: PathBuf,
+    pub socket: PathBuf,
     log: PathBuf,
+    /// The start-up clean-up lines of earlier serves in the log (it is appended to).
+    cleanups_before: usize,
 }
 
 impl Serve {
-    fn start(root: &Root, dir: &Path) -> Serve {
+    pub fn start(root: &Root, dir: &Path) -> Serve {
         let socket = dir.join("berth.sock");
         let log = dir.join("serve.log");
         let err = std::fs::OpenOptions::new()
@@ -42,7 +44,13 @@ impl Serve {
             .stderr(err)
             .spawn()
             .unwrap();
-        let mut s = Serve { child, socket, log };
+        let cleanups_before = cleanup_lines(&std::fs::read_to_string(&log).unwrap()).len();
+        let mut s = Serve {
+            child,
+            socket,
+            log,
+            cleanups_before,
+        };
         let deadline = Instant::now() + T;
         // Ready once it answers a request (a stale socket of a killed serve refuses connects).
         while api(&s.socket, "GET", "/_ping", None).is_err() {
@@ -59,16 +67,32 @@ impl Serve {
         s
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn pid(&self) -> u32 {
+    /// Serve's log line on its start-up clean-up (which runs in the background), awaited.
+    pub fn await_cleanup(&self) -> String {
+        let deadline = Instant::now() + T;
+        loop {
+            if let Some(l) = cleanup_lines(&self.log()).get(self.cleanups_before) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no start-up clean-up:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// The request, asserting a 2xx answer; the body.
-    fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Vec<u8> {
+    pub fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Vec<u8> {
         match api(&self.socket, method, path, body) {
             Ok((code, b)) if (200..300).contains(&code) => b,
             other => panic!(
@@ -79,17 +103,17 @@ impl Serve {
         }
     }
 
-    fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+    pub fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         serde_json::from_slice(&self.ok(method, path, body)).unwrap()
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// SIGTERM, and the exit awaited: a clean stop.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status();
@@ -107,9 +131,25 @@ impl Drop for Serve {
     }
 }
 
+fn cleanup_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("start-up clean-up"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How many items a start-up clean-up line says were removed.
+pub fn cleanup_count(line: &str) -> usize {
+    line.split("removed ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// One HTTP/1.1 exchange on the socket: the status and the whole body (chunks joined). An
 /// answer cut short (the server killed mid-way) is an error.
-fn api(
+pub fn api(
     socket: &Path,
     method: &str,
     path: &str,
@@ -208,12 +248,12 @@ fn pull_image() -> String {
 }
 
 /// A container's main process that ends at once on SIGTERM (so stops are quick).
-fn long_running() -> Value {
+pub fn long_running() -> Value {
     json!(["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"])
 }
 
 /// Create (and start unless `created_only`); the id.
-fn run(s: &Serve, image: &str, name: &str, cmd: Value) -> String {
+pub fn run(s: &Serve, image: &str, name: &str, cmd: Value) -> String {
     let v = s.json(
         "POST",
         &format!("/containers/create?name={name}"),
@@ -424,7 +464,9 @@ struct Figures {
     /// Answers serve gave before the kill (created, started, stopped, removed, pruned, pulled)
     /// found to hold after it.
     acks_held: usize,
-    /// Debris `system check --repair` found and removed.
+    /// Debris of the kills the restarted serve removed by itself at start.
+    cleaned_at_start: usize,
+    /// Debris a `system check --repair` found after that: none.
     debris_repaired: usize,
 }
 
@@ -441,6 +483,10 @@ const DEBRIS: &[&str] = &[
 /// through the restarted serve; nothing is left of it on disk or on the host.
 fn settle(root: &mut Root, s: &Serve, pull: &str, i: usize, acked: &[String], fig: &mut Figures) {
     root.note_ids_on_disk();
+    // The restarted serve removes the kill's debris by itself, in the background.
+    let line = s.await_cleanup();
+    assert!(!line.contains("failed"), "{line}");
+    fig.cleaned_at_start += cleanup_count(&line);
     root.check(false);
     let list = s.json("GET", "/containers/json?all=1", None);
     let list = list.as_array().unwrap();
@@ -548,6 +594,8 @@ fn settle(root: &mut Root, s: &Serve, pull: &str, i: usize, acked: &[String], fi
     for k in DEBRIS {
         fig.debris_repaired += repaired[k].as_array().map_or(0, Vec::len);
     }
+    // Serve's start-up clean-up left nothing for a manual repair.
+    assert_eq!(fig.debris_repaired, 0, "{repaired:#}");
     let report = root.check(false);
     for k in DEBRIS {
         assert_eq!(
