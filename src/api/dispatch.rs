@@ -643,6 +643,25 @@ mod tests {
     }
 
     #[test]
+    fn debris_removed_names_each_item_with_its_kind() {
+        let report = serde_json::json!({
+            "half_containers": ["abc"],
+            "orphan_snapshots": ["/r/snapshots/def"],
+            "stale_temp": ["/r/layers/.tmp-1-2"],
+            "orphan_networks": [],
+            "unreferenced_layers": ["kept"],
+        });
+        assert_eq!(
+            debris_removed(&report),
+            [
+                "half container abc",
+                "orphan snapshot /r/snapshots/def",
+                "stale temp /r/layers/.tmp-1-2"
+            ]
+        );
+    }
+
+    #[test]
     fn host_ports_of_publish_specs() {
         assert_eq!(host_port("8080:80"), Some(8080));
         assert_eq!(host_port("127.0.0.1:53:53/udp"), Some(53));
@@ -724,6 +743,54 @@ mod dispatcher_tests {
             }
             other => panic!("unexpected event {other:?}"),
         }
+    }
+
+    /// The start-up clean-up removes a create's leftovers, says so in an event, and leaves a
+    /// live process's temp files; a remote engine has none to run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repair_crash_debris_removes_leftovers_and_publishes_what_it_removed() {
+        let (_dir, engine) = engine_with("[[rule]]\naction = \"*\"\ndecision = \"allow\"\n");
+        let root = engine.root().unwrap().path().to_owned();
+        let half = root.join("containers").join("d1".repeat(32));
+        let orphan = root.join("snapshots").join("d2".repeat(32));
+        let live = root
+            .join("snapshots")
+            .join(format!(".trash-{}-1", std::process::id()));
+        for d in [&half, &orphan, &live] {
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        let mut events = engine.subscribe().unwrap();
+        let removed = engine
+            .repair_crash_debris()
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            removed,
+            [
+                format!("half container {}", "d1".repeat(32)),
+                format!("orphan snapshot {}", orphan.display()),
+            ]
+        );
+        assert!(!half.exists() && !orphan.exists() && live.exists());
+        loop {
+            match events.recv().await.unwrap().event {
+                Event::DebrisRemoved { removed: r } => break assert_eq!(r, removed),
+                Event::PolicyDecision { .. } => {}
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+        // Nothing left: nothing said.
+        let again = engine
+            .repair_crash_debris()
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(again.is_empty(), "{again:?}");
+        let remote = Engine::connect("unix:///nonexistent/berth.sock").unwrap();
+        assert!(remote.repair_crash_debris().is_none());
     }
 
     #[tokio::test]

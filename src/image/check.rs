@@ -176,3 +176,30 @@ impl ImageStore {
         Ok(r)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clean-up at start removes debris and hashes nothing: a corrupt blob is the full
+    /// check's to find.
+    #[test]
+    fn check_debris_removes_debris_and_leaves_blobs_unhashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let blob = dir.path().join("images/blobs/sha256").join("ab".repeat(32));
+        fs::write(&blob, b"not what the name says").unwrap();
+        let gone = dir.path().join("layers/.tmp-2147483000-00ff");
+        fs::create_dir_all(gone.join("sub")).unwrap();
+        let report = store.check_debris(true).unwrap();
+        assert_eq!(report.stale_temp, vec![gone.clone()]);
+        assert!(!gone.exists());
+        assert_eq!(report.blobs_checked, 0);
+        assert!(report.corrupt_blobs.is_empty() && blob.exists());
+        let full = store.check(false).unwrap();
+        assert_eq!(
+            full.corrupt_blobs,
+            vec![format!("sha256:{}", "ab".repeat(32))]
+        );
+    }
+}
