@@ -28,7 +28,8 @@ pub struct Serve {
 }
 
 impl Serve {
-    pub fn start(root: &Root, dir: &Path) -> Serve {
+    /// Started, not waited for.
+    pub fn spawn(root: &Root, dir: &Path) -> Serve {
         let socket = dir.join("berth.sock");
         let log = dir.join("serve.log");
         let err = std::fs::OpenOptions::new()
@@ -36,6 +37,7 @@ impl Serve {
             .append(true)
             .open(&log)
             .unwrap();
+        let cleanups_before = cleanup_lines(&std::fs::read_to_string(&log).unwrap()).len();
         let child = root
             .cmd(&["serve", "--socket"])
             .arg(&socket)
@@ -44,13 +46,17 @@ impl Serve {
             .stderr(err)
             .spawn()
             .unwrap();
-        let cleanups_before = cleanup_lines(&std::fs::read_to_string(&log).unwrap()).len();
-        let mut s = Serve {
+        Serve {
             child,
             socket,
             log,
             cleanups_before,
-        };
+        }
+    }
+
+    /// Started and answering.
+    pub fn start(root: &Root, dir: &Path) -> Serve {
+        let mut s = Serve::spawn(root, dir);
         let deadline = Instant::now() + T;
         // Ready once it answers a request (a stale socket of a killed serve refuses connects).
         while api(&s.socket, "GET", "/_ping", None).is_err() {
@@ -252,7 +258,7 @@ pub fn long_running() -> Value {
     json!(["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"])
 }
 
-/// Create (and start unless `created_only`); the id.
+/// Create and start; the id.
 pub fn run(s: &Serve, image: &str, name: &str, cmd: Value) -> String {
     let v = s.json(
         "POST",
@@ -420,7 +426,17 @@ fn batch(
 /// pull image absent.
 fn setup(s: &Serve, image: &str, pull: &str, i: usize) {
     run(s, image, &format!("a{i}"), long_running());
-    run(s, image, &format!("s{i}"), long_running());
+    // Its stop takes a while (its TERM handler dawdles), so that kills land mid-stop too.
+    run(
+        s,
+        image,
+        &format!("s{i}"),
+        json!([
+            "sh",
+            "-c",
+            "trap 'sleep 0.4; exit 0' TERM; sleep 1000 & wait"
+        ]),
+    );
     for k in 0..2 {
         let id = run(s, image, &format!("x{i}-{k}"), json!(["true"]));
         s.ok("POST", &format!("/containers/{id}/wait"), None);
@@ -464,6 +480,9 @@ struct Figures {
     /// Answers serve gave before the kill (created, started, stopped, removed, pruned, pulled)
     /// found to hold after it.
     acks_held: usize,
+    /// Restarted serves killed again (every third trial) before their start-up clean-up was
+    /// done.
+    cleanups_killed: usize,
     /// Debris of the kills the restarted serve removed by itself at start.
     cleaned_at_start: usize,
     /// Debris a `system check --repair` found after that: none.
@@ -654,7 +673,7 @@ fn serve_killed_at_random_points_mid_request_keeps_containers_whole_and_controll
         .into_iter()
         .flat_map(|h| h.join().unwrap())
         .collect();
-    let span = t.elapsed();
+    let mut span = t.elapsed();
     for (what, o) in &results {
         assert!(matches!(o, Outcome::Done), "{what}: {o:?}");
     }
@@ -665,14 +684,19 @@ fn serve_killed_at_random_points_mid_request_keeps_containers_whole_and_controll
 
     for i in 0..12 {
         setup(&serve, &image, &pull, i);
+        let t = Instant::now();
         let threads = batch(&serve.socket, &image, &pull, i, &inflight);
         fig.trials += 1;
-        // The kill point: a random moment in the batch's life (the calibration's, which pulled
-        // cold: some kills land after the end). Fault injection, not a wait.
+        // The kill point: a random moment in the batch's life. Fault injection, not a wait.
         let delay = rng.below(span);
-        let at = Instant::now() + delay;
+        let at = t + delay;
         while Instant::now() < at && threads.iter().any(|h| !h.is_finished()) {
             std::thread::sleep(Duration::from_millis(1).min(at - Instant::now()));
+        }
+        if threads.iter().all(|h| h.is_finished()) {
+            // The batch was quicker than the span (the calibration pulled cold): the next
+            // kill points spread over this one's life.
+            span = t.elapsed();
         }
         let cut = inflight.load(Ordering::SeqCst);
         serve.kill();
@@ -702,6 +726,16 @@ fn serve_killed_at_random_points_mid_request_keeps_containers_whole_and_controll
                 })
                 .collect::<Vec<_>>()
         );
+        if i % 3 == 2 {
+            // A second fault: the restarted serve killed again, while it starts and cleans up.
+            let mut again = Serve::spawn(&root, sock_dir.path());
+            std::thread::sleep(rng.below(Duration::from_millis(150)));
+            let before = again.log();
+            again.kill();
+            if cleanup_lines(&before).len() == again.cleanups_before {
+                fig.cleanups_killed += 1;
+            }
+        }
         serve = Serve::start(&root, sock_dir.path());
         let acked: Vec<String> = results
             .into_iter()
