@@ -65,6 +65,27 @@ impl Drop for Dispatcher {
     }
 }
 
+/// What a repairing check removed, one line each (`half container ID`, `stale temp PATH`…).
+fn debris_removed(report: &serde_json::Value) -> Vec<String> {
+    const KINDS: &[(&str, &str)] = &[
+        ("half_containers", "half container"),
+        ("orphan_build_containers", "orphan build container"),
+        ("orphan_snapshots", "orphan snapshot"),
+        ("orphan_networks", "orphan network attachment"),
+        ("stale_temp", "stale temp"),
+        ("half_layers", "half layer"),
+        ("corrupt_blobs", "corrupt blob"),
+    ];
+    let mut out = Vec::new();
+    for (key, what) in KINDS {
+        for v in report[key].as_array().into_iter().flatten() {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            out.push(format!("{what} {v}"));
+        }
+    }
+    out
+}
+
 /// Runs `f`, which blocks, without holding up the other async tasks of this thread: on a
 /// multi-threaded runtime they move to another worker meanwhile (a current-thread runtime,
 /// as in unit tests, has nowhere to move them: `f` just runs).
@@ -276,24 +297,70 @@ impl Dispatcher {
                 .map(Reply::Audit)
                 .map_err(|e| ApiError::engine("reading the audit log", e)),
             Command::SystemCheck { repair } => {
-                let lock = self.lock().await?;
-                // Containers first: a repair removes a dead builder's RUN container before the
-                // image check removes its scratch directory.
-                let debris = self.container_debris(repair, &lock);
-                let report = self.images_blocking(move |s| s.check(repair)).await?;
-                drop(lock);
-                let report = report.map_err(|e| ApiError::engine("checking the store", e))?;
-                let mut v = serde_json::to_value(&report)
-                    .map_err(|e| ApiError::engine("checking the store", e))?;
-                let debris = serde_json::to_value(debris?)
-                    .map_err(|e| ApiError::engine("checking the containers", e))?;
-                if let (Some(v), serde_json::Value::Object(d)) = (v.as_object_mut(), debris) {
-                    v.extend(d);
-                }
-                Ok(Reply::Json(v))
+                self.system_check(repair, true).await.map(Reply::Json)
             }
             Command::SystemVersion => Ok(Reply::Version(version_info())),
             Command::SystemInfo => self.system_info().await,
+        }
+    }
+
+    /// `system check`: the containers' crash debris and the image store (every blob hashed
+    /// unless `hash_blobs` is false); with `repair`, what is bad or left over is removed. Under
+    /// the root's change lock: no create or remove of any berth process is half-way meanwhile.
+    async fn system_check(
+        &self,
+        repair: bool,
+        hash_blobs: bool,
+    ) -> Result<serde_json::Value, ApiError> {
+        let lock = self.lock().await?;
+        // Containers first: a repair removes a dead builder's RUN container before the
+        // image check removes its scratch directory.
+        let debris = self.container_debris(repair, &lock);
+        let report = self
+            .images_blocking(move |s| {
+                if hash_blobs {
+                    s.check(repair)
+                } else {
+                    s.check_debris(repair)
+                }
+            })
+            .await?;
+        drop(lock);
+        let report = report.map_err(|e| ApiError::engine("checking the store", e))?;
+        let mut v =
+            serde_json::to_value(&report).map_err(|e| ApiError::engine("checking the store", e))?;
+        let debris = serde_json::to_value(debris?)
+            .map_err(|e| ApiError::engine("checking the containers", e))?;
+        if let (Some(v), serde_json::Value::Object(d)) = (v.as_object_mut(), debris) {
+            v.extend(d);
+        }
+        Ok(v)
+    }
+
+    /// The clean-up at the start of a long-running engine (`berth serve`, the console): the
+    /// repair of `system check --repair`, blobs not hashed, removes what crashed berth
+    /// processes left (half-made containers, orphan snapshots and network attachments, temp
+    /// files of processes that are gone, cut-short unpacks). What a live container or another
+    /// live process's operation uses is never debris (see [`Self::system_check`]). What was
+    /// removed is published as an event, a failure as an error event; both are returned.
+    pub(crate) async fn repair_crash_debris(&self) -> Result<Vec<String>, ApiError> {
+        match self.system_check(true, false).await {
+            Ok(report) => {
+                let removed = debris_removed(&report);
+                if !removed.is_empty() {
+                    self.bus.publish(Event::DebrisRemoved {
+                        removed: removed.clone(),
+                    });
+                }
+                Ok(removed)
+            }
+            Err(e) => {
+                self.bus.publish(Event::Error {
+                    context: "removing crash debris at start".into(),
+                    message: e.to_string(),
+                });
+                Err(e)
+            }
         }
     }
 
@@ -576,6 +643,25 @@ mod tests {
     }
 
     #[test]
+    fn debris_removed_names_each_item_with_its_kind() {
+        let report = serde_json::json!({
+            "half_containers": ["abc"],
+            "orphan_snapshots": ["/r/snapshots/def"],
+            "stale_temp": ["/r/layers/.tmp-1-2"],
+            "orphan_networks": [],
+            "unreferenced_layers": ["kept"],
+        });
+        assert_eq!(
+            debris_removed(&report),
+            [
+                "half container abc",
+                "orphan snapshot /r/snapshots/def",
+                "stale temp /r/layers/.tmp-1-2"
+            ]
+        );
+    }
+
+    #[test]
     fn host_ports_of_publish_specs() {
         assert_eq!(host_port("8080:80"), Some(8080));
         assert_eq!(host_port("127.0.0.1:53:53/udp"), Some(53));
@@ -657,6 +743,54 @@ mod dispatcher_tests {
             }
             other => panic!("unexpected event {other:?}"),
         }
+    }
+
+    /// The start-up clean-up removes a create's leftovers, says so in an event, and leaves a
+    /// live process's temp files; a remote engine has none to run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repair_crash_debris_removes_leftovers_and_publishes_what_it_removed() {
+        let (_dir, engine) = engine_with("[[rule]]\naction = \"*\"\ndecision = \"allow\"\n");
+        let root = engine.root().unwrap().path().to_owned();
+        let half = root.join("containers").join("d1".repeat(32));
+        let orphan = root.join("snapshots").join("d2".repeat(32));
+        let live = root
+            .join("snapshots")
+            .join(format!(".trash-{}-1", std::process::id()));
+        for d in [&half, &orphan, &live] {
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        let mut events = engine.subscribe().unwrap();
+        let removed = engine
+            .repair_crash_debris()
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            removed,
+            [
+                format!("half container {}", "d1".repeat(32)),
+                format!("orphan snapshot {}", orphan.display()),
+            ]
+        );
+        assert!(!half.exists() && !orphan.exists() && live.exists());
+        loop {
+            match events.recv().await.unwrap().event {
+                Event::DebrisRemoved { removed: r } => break assert_eq!(r, removed),
+                Event::PolicyDecision { .. } => {}
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+        // Nothing left: nothing said.
+        let again = engine
+            .repair_crash_debris()
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(again.is_empty(), "{again:?}");
+        let remote = Engine::connect("unix:///nonexistent/berth.sock").unwrap();
+        assert!(remote.repair_crash_debris().is_none());
     }
 
     #[tokio::test]

@@ -113,6 +113,23 @@ impl Engine {
         }
     }
 
+    /// Start the clean-up of crash debris on a task of its own (off the request path; it
+    /// waits for the root's change lock like any change): what `system check --repair` removes,
+    /// blobs not hashed. For the long-running engines at start (`berth serve`, the console),
+    /// never the one-shot CLI. The answer: what was removed (also published as
+    /// [`super::Event::DebrisRemoved`]). `None` for a remote engine: its server cleans up.
+    pub fn repair_crash_debris(
+        &self,
+    ) -> Option<tokio::task::JoinHandle<Result<Vec<String>, ApiError>>> {
+        match &self.inner {
+            Inner::Local(d) => {
+                let d = Arc::clone(d);
+                Some(tokio::spawn(async move { d.repair_crash_debris().await }))
+            }
+            Inner::Remote(_) => None,
+        }
+    }
+
     /// The state root of an embedded engine (`None` for a remote one).
     pub fn root(&self) -> Option<&StateRoot> {
         match &self.inner {

@@ -96,6 +96,11 @@ pub enum Event {
         rule: Option<String>,
         reason: String,
     },
+    /// What the clean-up at engine start removed of crashed processes' leftovers (one line
+    /// each: `half container ID`, `orphan snapshot PATH`…).
+    DebrisRemoved {
+        removed: Vec<String>,
+    },
     /// Something failed in the background (not as the answer to a command).
     Error {
         context: String,

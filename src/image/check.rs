@@ -59,12 +59,28 @@ fn hash_file(p: &std::path::Path) -> std::io::Result<String> {
 impl ImageStore {
     /// Check the store; with `repair`, remove what is corrupt or left over.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        self.check_with(repair, true)
+    }
+
+    /// [`Self::check`] without hashing the blobs: crash debris (temp files, half-unpacked
+    /// layers) and missing blobs only. For the clean-up at engine start, which must stay
+    /// quick whatever the size of the store.
+    pub fn check_debris(&self, repair: bool) -> Result<CheckReport> {
+        self.check_with(repair, false)
+    }
+
+    fn check_with(&self, repair: bool, hash_blobs: bool) -> Result<CheckReport> {
         let mut r = CheckReport {
             repaired: repair,
             ..Default::default()
         };
         // Blobs against their names.
-        for d in self.content.list_blobs()? {
+        let blobs = if hash_blobs {
+            self.content.list_blobs()?
+        } else {
+            Vec::new()
+        };
+        for d in blobs {
             r.blobs_checked += 1;
             let p = self.content.blob_path(&d);
             match hash_file(&p) {
@@ -158,5 +174,32 @@ impl ImageStore {
             }
         }
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clean-up at start removes debris and hashes nothing: a corrupt blob is the full
+    /// check's to find.
+    #[test]
+    fn check_debris_removes_debris_and_leaves_blobs_unhashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let blob = dir.path().join("images/blobs/sha256").join("ab".repeat(32));
+        fs::write(&blob, b"not what the name says").unwrap();
+        let gone = dir.path().join("layers/.tmp-2147483000-00ff");
+        fs::create_dir_all(gone.join("sub")).unwrap();
+        let report = store.check_debris(true).unwrap();
+        assert_eq!(report.stale_temp, vec![gone.clone()]);
+        assert!(!gone.exists());
+        assert_eq!(report.blobs_checked, 0);
+        assert!(report.corrupt_blobs.is_empty() && blob.exists());
+        let full = store.check(false).unwrap();
+        assert_eq!(
+            full.corrupt_blobs,
+            vec![format!("sha256:{}", "ab".repeat(32))]
+        );
     }
 }

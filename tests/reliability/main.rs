@@ -14,3 +14,5 @@ mod cgroup_refusal;
 mod harness;
 mod kill_points;
 mod monitor_death;
+mod serve_kill;
+mod startup_repair;

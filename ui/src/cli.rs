@@ -1517,6 +1517,23 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                     "berth: serving the Docker Engine API on tcp://{addr} (TLS, client certificates required)"
                 );
             }
+            // What crashed berth processes left on the root goes, off the request path.
+            if let Some(repair) = engine.repair_crash_debris() {
+                tokio::spawn(async move {
+                    match repair.await {
+                        Ok(Ok(removed)) if removed.is_empty() => {
+                            eprintln!("berth: start-up clean-up: no crash debris");
+                        }
+                        Ok(Ok(removed)) => eprintln!(
+                            "berth: start-up clean-up: removed {} items of crash debris: {}",
+                            removed.len(),
+                            removed.join(", ")
+                        ),
+                        Ok(Err(e)) => eprintln!("berth: start-up clean-up failed: {e}"),
+                        Err(e) => eprintln!("berth: start-up clean-up failed: {e}"),
+                    }
+                });
+            }
             server
                 .run(engine.clone())
                 .await

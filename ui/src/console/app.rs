@@ -1762,6 +1762,8 @@ impl App {
             | Event::ImageRemoved { .. }
             | Event::ImagesPruned { .. }
             | Event::ImageBuilt { .. } => out.effect(Effect::Query(Query::Images)),
+            // A dead build's RUN containers were listed.
+            Event::DebrisRemoved { .. } => out.effect(Effect::Query(Query::Containers)),
             _ => {}
         }
         if self.events.len() == EVENTS_KEPT {

@@ -481,6 +481,9 @@ async fn event_loop(
     let (tx, mut replies) = mpsc::unbounded_channel::<Msg>();
     let mut keys = EventStream::new();
     let mut events = engine.subscribe()?;
+    // An embedded engine cleans up what crashed berth processes left, in the background; what
+    // it removed arrives as an event (a remote engine's server did so when it started).
+    let _ = engine.repair_crash_debris();
     let size = terminal.size()?;
     let mut app = App::new(label, config.keymap, size.width, size.height);
     let mut effects = Effects {

@@ -1315,6 +1315,11 @@ pub fn describe(r: &EventRecord) -> String {
             "policy {verdict}: {action}{} by {subject}: {reason}",
             target.as_ref().map(|t| format!(" {t}")).unwrap_or_default()
         ),
+        Event::DebrisRemoved { removed } => format!(
+            "removed {} items of crash debris: {}",
+            removed.len(),
+            removed.join(", ")
+        ),
         Event::Error { context, message } => format!("error: {context}: {message}"),
     }
 }

@@ -176,12 +176,13 @@ pub(crate) fn docker_events(rec: &EventRecord, names: &mut Names) -> Vec<Value> 
             ]),
             rec,
         )],
-        // Tags are reported by ImageTagged; progress, output, samples and background errors
-        // have no Docker event.
+        // Tags are reported by ImageTagged; progress, output, samples, background errors and
+        // the clean-up at start have no Docker event.
         Event::ImageBuilt { .. }
         | Event::Transfer { .. }
         | Event::BuildOutput { .. }
         | Event::Stats(_)
+        | Event::DebrisRemoved { .. }
         | Event::Error { .. } => Vec::new(),
     }
 }
