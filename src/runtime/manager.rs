@@ -845,6 +845,18 @@ impl Runtime {
         std::fs::remove_dir_all(&dir.dir).ctx("remove", &dir.dir)
     }
 
+    /// Block until the container's monitor is done: for an auto-removed container, until it
+    /// is removed. Returns how it ended, or `None` when the monitor could not be asked (gone
+    /// already, or one from an older berth): then [`Runtime::wait`] and a watch are the way.
+    pub fn wait_removed(&self, id: &ContainerId) -> Option<ExitInfo> {
+        let r = self.call(&self.dir(id), &Request::WaitRemoved).ok()?;
+        let st = r.state?;
+        (st.status == Status::Stopped).then(|| ExitInfo {
+            exit_code: st.exit_code.unwrap_or(-1),
+            oom_killed: st.oom_killed,
+        })
+    }
+
     /// Block until the container exits (the next exit when running); returns how it ended.
     pub fn wait(&self, id: &ContainerId) -> Result<ExitInfo> {
         let st = match self.state(id) {

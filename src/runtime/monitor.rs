@@ -49,6 +49,11 @@ pub enum Request {
     Unpause,
     /// Answered when the container has exited.
     Wait,
+    /// Answered when the monitor is done: for an auto-removed container after its directory
+    /// has left `containers/` (what a `run --rm` waits for), else when it ends. The reply
+    /// carries the exit. Saves the waiter a watch of the state root (an inotify instance,
+    /// whose release costs milliseconds).
+    WaitRemoved,
     /// After the reply the connection streams the container's output (raw with a terminal,
     /// else 8-byte-header frames as Docker's attach: `[stream,0,0,0,len_be32]`); bytes sent by
     /// the client go to its stdin when `stdin`.
@@ -129,6 +134,8 @@ fn read_reply_line(s: &mut UnixStream) -> std::io::Result<Vec<u8>> {
 enum ClientKind {
     /// Answered when the container exits.
     Pending,
+    /// Answered when the monitor is done ([`Request::WaitRemoved`]).
+    PendingRemoval,
     Attached {
         stdin: bool,
     },
@@ -530,6 +537,12 @@ impl Monitor {
                     Self::reply(&mut stream, &self.ok());
                 }
             }
+            // The monitor of a live container (also a created or stopped one awaiting a
+            // start) runs its loop until it finishes: the answer comes then.
+            Request::WaitRemoved => self.clients.push(Client {
+                stream,
+                kind: ClientKind::PendingRemoval,
+            }),
             Request::Attach { stdin } => {
                 Self::reply(&mut stream, &self.ok());
                 let _ = stream.set_nonblocking(true);
@@ -610,7 +623,7 @@ impl Monitor {
                 let _ = c.stream.set_nonblocking(true);
                 ok
             }
-            ClientKind::Pending => true,
+            ClientKind::Pending | ClientKind::PendingRemoval => true,
         });
     }
 
@@ -776,11 +789,24 @@ impl Monitor {
             self.state.monitor_pid = None;
         }
         let _ = self.save();
-        // Answer everyone waiting for the exit; attached streams end.
+        // Answer everyone waiting for the exit; attached streams end; who waits for the
+        // removal waits on.
         let resp = self.ok();
         let clients = std::mem::take(&mut self.clients);
         for mut c in clients {
-            if let ClientKind::Pending = c.kind {
+            match c.kind {
+                ClientKind::Pending => Self::reply(&mut c.stream, &resp),
+                ClientKind::PendingRemoval => self.clients.push(c),
+                ClientKind::Attached { .. } => {}
+            }
+        }
+    }
+
+    /// Answer whoever waits for the monitor to be done.
+    fn answer_removal_waiters(&mut self) {
+        let resp = self.ok();
+        for mut c in std::mem::take(&mut self.clients) {
+            if let ClientKind::PendingRemoval = c.kind {
                 Self::reply(&mut c.stream, &resp);
             }
         }
@@ -816,6 +842,7 @@ impl Monitor {
             let trashed = super::manager::move_to_trash(&self.dir.dir);
             drop(g);
             super::trace_time("monitor: trashed");
+            self.answer_removal_waiters();
             // Its network too (namespace, veth, address, published ports), when the API layer
             // prepared one: no engine may be running to do it.
             if let Some(root) = self.dir.dir.parent().and_then(|d| d.parent()) {
@@ -829,6 +856,7 @@ impl Monitor {
             }
             super::trace_time("monitor: removed");
         }
+        self.answer_removal_waiters();
     }
 
     fn run_loop(&mut self) {
@@ -938,7 +966,7 @@ impl Monitor {
                     let keep = match self.clients[k].kind {
                         ClientKind::Attached { .. } => self.client_input(k),
                         // A pending client that hung up needs no answer.
-                        ClientKind::Pending => {
+                        ClientKind::Pending | ClientKind::PendingRemoval => {
                             !r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)
                         }
                     };

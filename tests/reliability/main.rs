@@ -16,3 +16,4 @@ mod kill_points;
 mod monitor_death;
 mod serve_kill;
 mod startup_repair;
+mod wait_removed;

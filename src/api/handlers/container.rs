@@ -882,29 +882,28 @@ impl Dispatcher {
         }
         let root = self.runtime().root().to_owned();
         self.blocking(move |rt| {
+            // `--rm`: the monitor answers once the container is removed, with its exit.
+            if condition == WaitCondition::Removed
+                && let Some(info) = rt.wait_removed(&rid)
+                && rt.state(&rid).is_err()
+            {
+                return Ok(Reply::ExitCode(info.exit_code));
+            }
             // Asked of the monitor at once, even before a start: it answers at the exit, before
             // an auto-removal, so the exit code cannot be lost to a fast container.
-            let mut watcher = if condition == WaitCondition::Removed {
-                Some(runtime::Watcher::new(&root).map_err(|e| runtime_error("watching", e))?)
-            } else {
-                None
-            };
-            crate::runtime::trace_time("wait: asking the monitor");
             let info = match rt.wait(&rid) {
                 Ok(i) => i,
                 Err(RuntimeError::NotFound { .. }) => return Ok(Reply::ExitCode(0)),
                 Err(e) => return Err(runtime_error("waiting for the container", e)),
             };
-            crate::runtime::trace_time("wait: monitor answered");
-            if condition == WaitCondition::Removed
-                && let Some(w) = watcher.as_mut()
-            {
+            if condition == WaitCondition::Removed {
+                // Watched from before the last look, so no removal is missed.
+                let mut watcher =
+                    runtime::Watcher::new(&root).map_err(|e| runtime_error("watching", e))?;
                 while rt.state(&rid).is_ok() {
-                    let _ = w.read_changes();
-                    crate::runtime::trace_time("wait: a change");
+                    let _ = watcher.read_changes();
                 }
             }
-            crate::runtime::trace_time("wait: done");
             Ok(Reply::ExitCode(info.exit_code))
         })
         .await
