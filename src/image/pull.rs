@@ -127,13 +127,14 @@ fn process_layer(
     name: &str,
     progress: (Progress, Digest, u64),
 ) -> LayerOutcome {
+    let size = progress.2;
     let mut tee = Tee {
         inner: src,
         hasher: Hasher::new(),
         progress: Some(progress),
         last_report: 0,
     };
-    let unpack = unpack_compressed(&mut tee, compression, dest, name);
+    let unpack = unpack_compressed(&mut tee, compression, dest, name, Some(size));
     // Whatever happened, read the rest so the compressed digest covers the whole blob.
     let _ = io::copy(&mut tee, &mut io::sink());
     let compressed_len = tee.hasher.len();
@@ -464,12 +465,13 @@ impl ImageStore {
             let unpack_task = staging.clone().map(|dir| {
                 let (utx, rx) = tokio::sync::mpsc::channel::<Bytes>(512);
                 let name2 = name.clone();
+                let size = l.size;
                 let task = tokio::task::spawn_blocking(move || {
                     let src = ChannelReader {
                         rx,
                         cur: Bytes::new(),
                     };
-                    unpack_compressed(src, compression, &dir, &name2)
+                    unpack_compressed(src, compression, &dir, &name2, Some(size))
                 });
                 (utx, task)
             });
