@@ -34,6 +34,8 @@ struct Bombs {
     gzip_layer: Digest,
     sparse_ref: String,
     sparse_layer: Digest,
+    /// A good layer under the sparse bomb: the good one is pulled whole, then discarded.
+    mixed_ref: String,
 }
 
 static BOMBS: OnceLock<Bombs> = OnceLock::new();
@@ -112,8 +114,9 @@ fn bombs() -> &'static Bombs {
         let reg = crate::registry::require_registry();
         let tmp = crate::registry::tempdir();
         let lay = tmp.path().join("layout");
-        let push = |tag: &str, l: Layer| -> (String, Digest) {
-            let b: Built = build_image(&lay, &[l], "amd64", serde_json::json!({"Cmd": ["sh"]}));
+        // Returns the reference and the last layer's digest.
+        let push = |tag: &str, l: Vec<Layer>| -> (String, Digest) {
+            let b: Built = build_image(&lay, &l, "amd64", serde_json::json!({"Cmd": ["sh"]}));
             name_in_layout(
                 &lay,
                 tag,
@@ -123,11 +126,17 @@ fn bombs() -> &'static Bombs {
             );
             let r = format!("{reg}/berth-test/bomb-{tag}:v1");
             skopeo_push(&lay, tag, &r, &["--preserve-digests"]);
-            (r, b.layers[0].digest.clone())
+            (r, b.layers.last().unwrap().digest.clone())
         };
-        let (gzip_ref, gzip_layer) = push("gzip", gzip_bomb());
-        let (sparse_ref, sparse_layer) = push("sparse", sparse_bomb());
+        let (gzip_ref, gzip_layer) = push("gzip", vec![gzip_bomb()]);
+        let (sparse_ref, sparse_layer) = push("sparse", vec![sparse_bomb()]);
+        let good = layer(
+            crate::registry::tar_of(&[crate::registry::Entry::File("good", b"good\n", 0o644)]),
+            Comp::Gzip,
+        );
+        let (mixed_ref, _) = push("mixed", vec![good, sparse_bomb()]);
         Bombs {
+            mixed_ref,
             gzip_ref,
             gzip_layer,
             sparse_ref,
@@ -351,4 +360,13 @@ fn berth_pull_of_a_bomb_says_which_layer_and_why_and_leaves_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_layer_pulled_beside_a_bomb_is_not_kept() {
+    if !crate::support::require_root() {
+        return;
+    }
+    let b = bombs();
+    refused_then_a_good_pull_works(&b.mixed_ref, &b.sparse_layer).await;
 }
