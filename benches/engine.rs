@@ -87,7 +87,8 @@ fn unpack(c: &mut Criterion) {
             fresh_dir,
             |d| {
                 black_box(
-                    unpack_compressed(gz.as_slice(), Compression::Gzip, d.path(), "bench").unwrap(),
+                    unpack_compressed(gz.as_slice(), Compression::Gzip, d.path(), "bench", None)
+                        .unwrap(),
                 );
                 d
             },

@@ -235,10 +235,22 @@ pub fn unpack(data: &[u8]) {
     std::fs::write(&beside, b"beside").unwrap();
     let res = match mode % 3 {
         0 => berth::image::unpack::unpack_layer(layer, &dest, "fuzz"),
-        1 => berth::image::unpack::unpack_compressed(layer, Compression::Gzip, &dest, "fuzz")
-            .map(|(_, s)| s),
-        _ => berth::image::unpack::unpack_compressed(layer, Compression::Zstd, &dest, "fuzz")
-            .map(|(_, s)| s),
+        1 => berth::image::unpack::unpack_compressed(
+            layer,
+            Compression::Gzip,
+            &dest,
+            "fuzz",
+            Some(layer.len() as u64),
+        )
+        .map(|(_, s)| s),
+        _ => berth::image::unpack::unpack_compressed(
+            layer,
+            Compression::Zstd,
+            &dest,
+            "fuzz",
+            Some(layer.len() as u64),
+        )
+        .map(|(_, s)| s),
     };
     if let Err(e) = &res {
         assert!(!e.to_string().is_empty());

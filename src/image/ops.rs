@@ -380,21 +380,7 @@ impl ImageStore {
     /// Deletes blobs and layer directories no image in `index.json` references. Returns bytes
     /// freed (blob sizes plus unpacked layer content).
     pub(crate) fn collect_garbage(&self) -> Result<u64> {
-        let images = self.images()?;
-        let mut keep_blobs: HashSet<Digest> = HashSet::new();
-        let mut keep_layers: HashSet<Digest> = HashSet::new();
-        for i in &images {
-            keep_blobs.insert(i.desc.digest.clone());
-            keep_blobs.insert(i.id.clone());
-            keep_blobs.extend(i.manifest.layers.iter().map(|l| l.digest.clone()));
-            if let Ok(c) = self.config_of(i) {
-                keep_layers.extend(chain_ids(&c.rootfs.diff_ids));
-            }
-        }
-        // Content a pull in progress has written but not yet named is protected too.
-        let protected = self.protected_now();
-        keep_blobs.extend(protected.iter().cloned());
-        keep_layers.extend(protected);
+        let (keep_blobs, keep_layers) = self.in_use()?;
         let mut freed = 0;
         for b in self.content.list_blobs()? {
             if !keep_blobs.contains(&b) {
@@ -407,5 +393,58 @@ impl ImageStore {
             }
         }
         Ok(freed)
+    }
+
+    /// The blobs and layers (chain ids) an image in `index.json` references, or that an
+    /// operation in progress protects (content a pull has written but not yet named).
+    fn in_use(&self) -> Result<(HashSet<Digest>, HashSet<Digest>)> {
+        let images = self.images()?;
+        let mut keep_blobs: HashSet<Digest> = HashSet::new();
+        let mut keep_layers: HashSet<Digest> = HashSet::new();
+        for i in &images {
+            keep_blobs.insert(i.desc.digest.clone());
+            keep_blobs.insert(i.id.clone());
+            keep_blobs.extend(i.manifest.layers.iter().map(|l| l.digest.clone()));
+            if let Ok(c) = self.config_of(i) {
+                keep_layers.extend(chain_ids(&c.rootfs.diff_ids));
+            }
+        }
+        let protected = self.protected_now();
+        keep_blobs.extend(protected.iter().cloned());
+        keep_layers.extend(protected);
+        Ok((keep_blobs, keep_layers))
+    }
+
+    /// After a failed pull of `manifest` (its protection dropped): removes what of it is in the
+    /// store and nothing uses — the config blob, layer blobs, unpacked layers (chain ids from
+    /// the config, when it is here) — as a GC restricted to this image's content would, so a
+    /// refused image leaves no debris (Docker releases a failed pull's layers the same way).
+    /// Best effort: what cannot be removed is left for `image prune`.
+    pub(crate) fn discard_unused(&self, manifest: &Manifest) {
+        let Ok((keep_blobs, keep_layers)) = self.in_use() else {
+            return;
+        };
+        let chains = self
+            .content
+            .read_blob(&manifest.config.digest)
+            .ok()
+            .and_then(|raw| ImageConfig::parse(&raw).ok())
+            .map(|c| chain_ids(&c.rootfs.diff_ids))
+            .unwrap_or_default();
+        for c in chains {
+            if !keep_layers.contains(&c) && self.layers.exists(&c) {
+                let _ = self.layers.remove(&c);
+            }
+        }
+        for b in manifest
+            .layers
+            .iter()
+            .map(|l| &l.digest)
+            .chain([&manifest.config.digest])
+        {
+            if !keep_blobs.contains(b) && self.content.has_blob(b) {
+                let _ = self.content.remove_blob(b);
+            }
+        }
     }
 }

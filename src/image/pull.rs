@@ -127,13 +127,14 @@ fn process_layer(
     name: &str,
     progress: (Progress, Digest, u64),
 ) -> LayerOutcome {
+    let size = progress.2;
     let mut tee = Tee {
         inner: src,
         hasher: Hasher::new(),
         progress: Some(progress),
         last_report: 0,
     };
-    let unpack = unpack_compressed(&mut tee, compression, dest, name);
+    let unpack = unpack_compressed(&mut tee, compression, dest, name, Some(size));
     // Whatever happened, read the rest so the compressed digest covers the whole blob.
     let _ = io::copy(&mut tee, &mut io::sink());
     let compressed_len = tee.hasher.len();
@@ -245,16 +246,45 @@ impl ImageStore {
             }
         };
 
-        let _protect_blobs = self.protect(
+        let protect_blobs = self.protect(
             manifest
                 .layers
                 .iter()
                 .map(|l| l.digest.clone())
                 .chain([manifest.config.digest.clone(), manifest_desc.digest.clone()]),
         );
+        let pulled = self
+            .pull_image(
+                &client,
+                reference,
+                &manifest,
+                (manifest_raw, manifest_desc, top_digest),
+                progress,
+            )
+            .await;
+        drop(protect_blobs);
+        if pulled.is_err() {
+            // A refused image (or a pull cut short) leaves none of its content behind that
+            // nothing else uses.
+            self.discard_unused(&manifest);
+        }
+        pulled
+    }
+
+    /// The second half of [`ImageStore::pull`], once the manifest is known: the config, every
+    /// layer, then the image's name.
+    async fn pull_image(
+        &self,
+        client: &oci_client::Client,
+        reference: &Reference,
+        manifest: &super::layout::Manifest,
+        // The manifest's bytes, its descriptor, the digest of what the reference named.
+        (manifest_raw, manifest_desc, top_digest): (Vec<u8>, Descriptor, Digest),
+        progress: Progress,
+    ) -> Result<ImageId> {
         // Config first: it names the diff ids the layers must unpack to.
         let config_raw = self
-            .fetch_small_blob(&client, reference, &manifest.config)
+            .fetch_small_blob(client, reference, &manifest.config)
             .await?;
         let config = ImageConfig::parse(&config_raw)?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
@@ -464,12 +494,13 @@ impl ImageStore {
             let unpack_task = staging.clone().map(|dir| {
                 let (utx, rx) = tokio::sync::mpsc::channel::<Bytes>(512);
                 let name2 = name.clone();
+                let size = l.size;
                 let task = tokio::task::spawn_blocking(move || {
                     let src = ChannelReader {
                         rx,
                         cur: Bytes::new(),
                     };
-                    unpack_compressed(src, compression, &dir, &name2)
+                    unpack_compressed(src, compression, &dir, &name2, Some(size))
                 });
                 (utx, task)
             });

@@ -178,8 +178,13 @@ impl ImageStore {
                 let file = self.content.open_blob(&l.digest)?;
                 let res = Compression::of_media_type(&l.media_type).and_then(|c| {
                     let r = io::BufReader::with_capacity(1 << 20, file);
-                    let (got, stats) =
-                        super::unpack::unpack_compressed(r, c, &staging, l.digest.as_str())?;
+                    let (got, stats) = super::unpack::unpack_compressed(
+                        r,
+                        c,
+                        &staging,
+                        l.digest.as_str(),
+                        Some(l.size),
+                    )?;
                     if &got != diff {
                         return Err(ImageError::DigestMismatch {
                             what: format!("uncompressed layer {} (diff id)", l.digest),

@@ -54,6 +54,11 @@ pub struct UnpackStats {
 /// ~1000×) and sparse-file bombs (a few bytes declaring gigabytes of holes) before they fill
 /// the disk; ordinary layers expand 2-10×, and a big, very compressible one stays allowed
 /// below the floor.
+///
+/// When the layer's compressed size is known (the manifest lists it, and a pull refuses a blob
+/// of any other size), the rule is also applied to what each file entry *declares* before a
+/// byte of it is written: a bomb in one file is refused at its header, not after the floor's
+/// gigabyte was written. The running check stays for when the size is not known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpansionLimit {
     pub floor: u64,
@@ -71,6 +76,8 @@ impl ExpansionLimit {
 struct Budget {
     limit: ExpansionLimit,
     consumed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The whole layer's compressed size, when known.
+    compressed_size: Option<u64>,
 }
 
 /// Counts the bytes read through it.
@@ -132,14 +139,24 @@ fn unpack_layer_within<R: Read>(
 
 /// Decompresses `src` as `compression` says, unpacks it into `dest` and returns the digest of
 /// the uncompressed tar (the layer's diff id) with the stats. Decompression and hashing run on a
-/// second thread, so a layer heavy in small files keeps two cores busy.
+/// second thread, so a layer heavy in small files keeps two cores busy. `compressed_size` is
+/// the size of the whole compressed stream when it is known (the manifest's): with it, a file
+/// declaring more content than the [`ExpansionLimit`] allows is refused before it is written.
 pub fn unpack_compressed(
     src: impl Read + Send,
     compression: super::layout::Compression,
     dest: &Path,
     layer: &str,
+    compressed_size: Option<u64>,
 ) -> Result<(super::digest::Digest, UnpackStats)> {
-    unpack_compressed_within(src, compression, dest, layer, ExpansionLimit::DEFAULT)
+    unpack_compressed_within(
+        src,
+        compression,
+        dest,
+        layer,
+        compressed_size,
+        ExpansionLimit::DEFAULT,
+    )
 }
 
 /// [`unpack_compressed`] with another expansion limit.
@@ -148,6 +165,7 @@ pub fn unpack_compressed_within(
     compression: super::layout::Compression,
     dest: &Path,
     layer: &str,
+    compressed_size: Option<u64>,
     limit: ExpansionLimit,
 ) -> Result<(super::digest::Digest, UnpackStats)> {
     use super::layout::Compression;
@@ -156,7 +174,11 @@ pub fn unpack_compressed_within(
         inner: src,
         count: consumed.clone(),
     };
-    let budget = Budget { limit, consumed };
+    let budget = Budget {
+        limit,
+        consumed,
+        compressed_size,
+    };
     let bad = |e: io::Error| ImageError::BadLayer {
         layer: layer.into(),
         reason: e.to_string(),
@@ -312,6 +334,28 @@ impl Unpacker {
                 "expands to more than {}× its {read} compressed bytes past {} MiB of content (a decompression or sparse-file bomb?); refused",
                 b.limit.ratio,
                 b.limit.floor >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses, before it is written, a file entry whose declared size (`size`: the expanded
+    /// size of a sparse entry) would take the layer past its [`ExpansionLimit`] measured against
+    /// the whole layer's compressed size.
+    fn declared_within_budget(&self, size: u64, raw: &[u8]) -> Result<()> {
+        let Some(b) = &self.budget else {
+            return Ok(());
+        };
+        let Some(compressed) = b.compressed_size else {
+            return Ok(());
+        };
+        let total = self.stats.bytes.saturating_add(size);
+        if total > b.limit.floor && total / b.limit.ratio.max(1) > compressed {
+            return Err(self.bad(format!(
+                "{}: declares {size} bytes of content, which takes the layer past {} MiB and more than {}× its {compressed} compressed bytes (a decompression or sparse-file bomb?); refused before writing it",
+                String::from_utf8_lossy(raw),
+                b.limit.floor >> 20,
+                b.limit.ratio,
             )));
         }
         Ok(())
@@ -536,6 +580,7 @@ impl Unpacker {
                 self.dirs.push((path, meta));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.declared_within_budget(entry.size(), &raw)?;
                 self.remove_existing(&dir, &leaf, &raw)?;
                 let fd = openat(
                     &dir,

@@ -412,26 +412,72 @@ fn a_gzip_bomb_is_refused_once_it_expands_past_the_limit() {
     let gz = gz.finish().unwrap();
     assert!(gz.len() * 200 < 16 << 20, "the fixture is a bomb");
 
+    // Its compressed size unknown: the running check stops it near the floor, not at the end.
     let s = scene();
     expect_bomb_refused(unpack_compressed_within(
         &gz[..],
         Compression::Gzip,
         &s.layer,
         "bomb",
+        None,
         SMALL_LIMIT,
     ));
-    // It stopped near the floor, not at the end.
     let written = std::fs::metadata(s.layer.join("zeros")).unwrap().len();
     assert!(
         written < 4 << 20,
         "{written} bytes written before the refusal"
     );
 
+    // Its compressed size known (as in a pull): refused at the entry's header, nothing written.
+    let s = scene();
+    expect_bomb_refused(unpack_compressed_within(
+        &gz[..],
+        Compression::Gzip,
+        &s.layer,
+        "bomb",
+        Some(gz.len() as u64),
+        SMALL_LIMIT,
+    ));
+    assert!(!s.layer.join("zeros").exists(), "nothing of it was written");
+
     // The same layer under the default limit (floor 1 GiB) is an ordinary, compressible one.
     let s = scene();
-    let (_, stats) =
-        unpack_compressed(&gz[..], Compression::Gzip, &s.layer, "bomb").expect("allowed");
+    let (_, stats) = unpack_compressed(
+        &gz[..],
+        Compression::Gzip,
+        &s.layer,
+        "bomb",
+        Some(gz.len() as u64),
+    )
+    .expect("allowed");
     assert_eq!(stats.bytes, 16 << 20);
+}
+
+#[test]
+fn a_bomb_spread_over_many_files_is_refused_at_the_file_that_crosses_the_limit() {
+    use crate::image::layout::Compression;
+    use std::io::Write;
+    // Eight files of 512 KiB of zeros: the third takes the layer past the 1 MiB floor.
+    let zeros = vec![0u8; 512 << 10];
+    let mut t = Tar::default();
+    for i in 0..8 {
+        t = t.file(&format!("z{i}"), &zeros);
+    }
+    let tar = t.finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let s = scene();
+    expect_bomb_refused(unpack_compressed_within(
+        &gz[..],
+        Compression::Gzip,
+        &s.layer,
+        "bomb",
+        Some(gz.len() as u64),
+        SMALL_LIMIT,
+    ));
+    assert!(s.layer.join("z1").exists());
+    assert!(!s.layer.join("z2").exists(), "refused before writing z2");
 }
 
 #[test]
@@ -458,8 +504,21 @@ fn a_sparse_file_declaring_gigabytes_of_holes_is_refused() {
         Compression::None,
         &s.layer,
         "bomb",
+        None,
         SMALL_LIMIT,
     ));
     let size = std::fs::metadata(s.layer.join("sparse")).unwrap().len();
     assert!(size < 4 << 20, "{size} bytes written before the refusal");
+
+    // With the layer's size known, its header is enough: refused before the file exists.
+    let s = scene();
+    expect_bomb_refused(unpack_compressed_within(
+        &tar[..],
+        Compression::None,
+        &s.layer,
+        "bomb",
+        Some(tar.len() as u64),
+        SMALL_LIMIT,
+    ));
+    assert!(!s.layer.join("sparse").exists());
 }

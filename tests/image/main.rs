@@ -11,6 +11,7 @@ mod support;
 
 mod archive;
 mod bench;
+mod bombs;
 mod cli;
 mod crash;
 mod escapes;

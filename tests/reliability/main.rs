@@ -10,6 +10,7 @@ mod registry;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cgroup_readonly;
 mod cgroup_refusal;
 mod harness;
 mod kill_points;

@@ -774,7 +774,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
         }
         Sub::Pull { image, platform } => {
             drop(out);
-            let printer = transfer_printer(engine, &image);
+            let (stop, printer) = transfer_printer(engine, &image);
             let reply = submit(
                 engine,
                 Command::ImagePull {
@@ -783,7 +783,8 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 },
             )
             .await;
-            printer.abort();
+            let _ = stop.send(());
+            let _ = printer.await;
             if let Reply::ImageId(id) = reply? {
                 println!("Image ID: {id}\nStatus: pulled {image}");
             }
@@ -844,7 +845,7 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
         }
         Sub::Push { image } => {
             drop(out);
-            let printer = transfer_printer(engine, &image);
+            let (stop, printer) = transfer_printer(engine, &image);
             let reply = submit(
                 engine,
                 Command::ImagePush {
@@ -852,7 +853,8 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
                 },
             )
             .await;
-            printer.abort();
+            let _ = stop.send(());
+            let _ = printer.await;
             if let Reply::ImageId(d) = reply? {
                 println!("{image}: digest: {d}");
             }
@@ -1569,21 +1571,29 @@ async fn one_shot(engine: &Engine, cmd: Sub) -> Result<ExitCode, ApiError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Print a line each time a layer of `reference`'s transfer changes phase, as docker does.
-fn transfer_printer(engine: &Engine, reference: &str) -> tokio::task::JoinHandle<()> {
+/// Print a line each time a layer of `reference`'s transfer changes phase, as docker does;
+/// after `stop`, print what is queued (the last layers' "Pull complete") and end.
+fn transfer_printer(
+    engine: &Engine,
+    reference: &str,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let rx = engine.subscribe();
     let reference = reference.to_owned();
-    tokio::spawn(async move {
+    let (tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
         let Ok(mut rx) = rx else { return };
         let mut last: std::collections::HashMap<String, berth::api::TransferPhase> =
             Default::default();
-        while let Ok(rec) = rx.recv().await {
+        let mut show = |e: Event| {
             if let Event::Transfer {
                 reference: r,
                 layer,
                 phase,
                 ..
-            } = rec.event
+            } = e
                 && r.0 == reference
                 && last.insert(layer.0.clone(), phase) != Some(phase)
             {
@@ -1598,8 +1608,22 @@ fn transfer_printer(engine: &Engine, reference: &str) -> tokio::task::JoinHandle
                 };
                 println!("{}: {text}", layer.short());
             }
+        };
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(rec) => show(rec.event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = &mut stop => break,
+            }
         }
-    })
+        while let Ok(rec) = rx.try_recv() {
+            show(rec.event);
+        }
+    });
+    (tx, task)
 }
 
 /// Print build output lines as they come; after `stop`, print what is queued and end.
