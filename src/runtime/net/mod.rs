@@ -4,9 +4,12 @@
 //! The API layer prepares a container's network here before the runtime creates it, and passes
 //! the namespace ([`Attachment::netns`], joined with `NetworkMode::Join`) and the files (as
 //! binds); it tears it down after the container is removed, and [`Net::sweep`] removes what a
-//! killed engine left behind. Kernel state exists only while a network has endpoints: a bridge
-//! is created with its first container and deleted with its last, so a root with no containers
-//! leaves no devices, rules or mounts on the host.
+//! killed engine left behind. A network's bridge and its NAT rules are set up with its first
+//! container and then stay, like Docker's `docker0`, until the network is removed or
+//! [`Net::teardown`] is called (or, for a state root that was deleted, until any engine's next
+//! sweep): building them costs a dozen commands and ~100 ms, which every `run --rm` paid when
+//! they went with the last container. Per container there is only its namespace (made
+//! in-process), its veth pair and its published ports' rules, all gone with it.
 //!
 //! On disk (`<root>/net/`): `networks/NAME.json` (the network and its address allocations, so
 //! addresses survive restarts), `containers/ID/` (`ns`, the namespace bind mount; `hosts`,
@@ -461,9 +464,7 @@ impl Net {
         // Recorded first, so a failure part-way is torn down by detach.
         self.save_attachment(&a)?;
         File::create(&netns).map_err(io("creating", &netns))?;
-        let arg = format!("--net={}", netns.display());
-        cmd::run("unshare", &[&arg, "true"], None)?;
-        cmd::ip_batch_in(&netns, "link set lo up\n")?;
+        cmd::new_netns(&netns)?;
         let networks = if req.networks.is_empty() {
             vec![DEFAULT_NETWORK.to_owned()]
         } else {
@@ -551,7 +552,10 @@ impl Net {
             p = net.subnet.prefix
         );
         if index == 0 {
-            inside.push_str(&format!("route add default via {}\n", net.gateway));
+            inside.push_str(&format!(
+                "link set lo up\nroute add default via {}\n",
+                net.gateway
+            ));
         }
         cmd::ip_batch_in(&a.netns, &inside)?;
         Ok(())
@@ -587,9 +591,6 @@ impl Net {
         if net.endpoints.remove(container).is_some() {
             self.save_network(&net)?;
         }
-        if net.endpoints.is_empty() {
-            self.bridge_down(&net);
-        }
         // Peers on the network no longer see this container.
         if net.resolves_names() {
             for peer in net.endpoints.keys() {
@@ -615,7 +616,7 @@ impl Net {
                 why: "the container has no network interface".into(),
             })?;
         let taken: Vec<PortSpec> = self.all_attachments().flat_map(|a| a.ports).collect();
-        self.chains.ensure()?;
+        let mut rules = Vec::new();
         for p in ports {
             let mut p = p.clone();
             let clash = |q: &PortSpec| {
@@ -635,8 +636,16 @@ impl Net {
             let rule = self.chains.port_rule(&a.container, &p, ip);
             a.rules.push(rule.clone());
             a.ports.push(p);
-            self.save_attachment(a)?;
-            self.chains.add(&self.chains.dnat, &rule)?;
+            rules.push(rule);
+        }
+        // Recorded before they exist (a crash leaves records the sweep acts on, never rules
+        // nobody knows of), then added in one transaction. The chains are there with the
+        // bridge; should anyone have flushed them since, they are set up again.
+        self.save_attachment(a)?;
+        if self.chains.add_all(&self.chains.dnat, &rules).is_err() {
+            let snap = self.chains.snapshot()?;
+            self.chains.ensure(&snap, &[])?;
+            self.chains.add_all(&self.chains.dnat, &rules)?;
         }
         Ok(())
     }
@@ -649,49 +658,75 @@ impl Net {
             .filter_map(|e| self.attachment(&e.file_name().to_string_lossy()))
     }
 
-    /// Bring a network's bridge up (first endpoint): device, address, NAT rules.
+    /// Bring a network's bridge up (its first endpoint ever): NAT rules, device, address. A
+    /// bridge that is up is one whose rules are in place (it goes up last), so the usual case
+    /// costs one stat and no command.
     fn bridge_up(&self, net: &Network) -> Result<()> {
-        if cmd::link_exists(&net.bridge) {
+        if cmd::link_is_up(&net.bridge) {
             return Ok(());
         }
-        cmd::ip_batch(&format!(
-            "link add {br} type bridge\naddr add {gw}/{p} dev {br}\nlink set {br} up\n",
-            br = net.bridge,
-            gw = net.gateway,
-            p = net.subnet.prefix
-        ))?;
+        let snap = self.chains.snapshot()?;
+        self.chains
+            .ensure(&snap, &self.chains.network_rules(&net.subnet, &net.bridge))?;
+        let mut script = String::new();
+        if !cmd::link_exists(&net.bridge) {
+            script.push_str(&format!("link add {} type bridge\n", net.bridge));
+        }
+        script.push_str(&format!(
+            "addr replace {}/{} dev {}\n",
+            net.gateway, net.subnet.prefix, net.bridge
+        ));
+        cmd::ip_batch(&script)?;
         let p = PathBuf::from(format!(
             "/proc/sys/net/ipv4/conf/{}/route_localnet",
             net.bridge
         ));
         std::fs::write(&p, "1").map_err(io("writing", &p))?;
-        self.chains.ensure()?;
-        for r in self.chains.network_rules(&net.subnet, &net.bridge) {
-            self.chains.add(&self.chains.post, &r)?;
-        }
-        Ok(())
+        cmd::ip_batch(&format!("link set {} up\n", net.bridge))
     }
 
-    /// Take a network's bridge down (last endpoint gone); the chains go with the last bridge.
+    /// Take a network's bridge down (the network is removed); the chains go with the last
+    /// bridge.
     fn bridge_down(&self, net: &Network) {
-        for r in self.chains.network_rules(&net.subnet, &net.bridge) {
-            self.chains.delete(&self.chains.post, &r);
+        if let Ok(snap) = self.chains.snapshot() {
+            let mine = self.chains.network_rules(&net.subnet, &net.bridge);
+            let rules: Vec<Vec<String>> =
+                mine.into_iter().filter(|r| snap.post.contains(r)).collect();
+            self.chains.delete_all(&self.chains.post, &rules);
         }
         if cmd::link_exists(&net.bridge) {
             let _ = cmd::ip_batch(&format!("link del {}\n", net.bridge));
         }
-        self.remove_chains_if_unused();
+        let _ = self.chains.remove_if_unused();
     }
 
-    /// The chains go when they hold no rule: the kernel's word, not the records' (which a
-    /// deleted root, or a crash between the two, could make wrong). Every active network has
-    /// its masquerade rules there, every published port its DNAT rule.
-    fn remove_chains_if_unused(&self) {
-        if self.chains.rules(&self.chains.post).is_empty()
-            && self.chains.rules(&self.chains.dnat).is_empty()
-        {
-            let _ = self.chains.remove();
+    /// Remove this root's kernel state: every bridge of its networks and its NAT chains (what
+    /// stays up between containers). For a state root about to be deleted; the next container
+    /// sets it all up again. Refused while a container has a network attachment.
+    pub fn teardown(&self) -> Result<()> {
+        let _l = self.lock()?;
+        let attached: Vec<String> = std::fs::read_dir(self.dir.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if !attached.is_empty() {
+            return Err(NetError::InUse {
+                name: "the state root's networks".into(),
+                containers: attached.join(", "),
+            });
         }
+        let script: String = self
+            .all_networks()?
+            .iter()
+            .filter(|n| cmd::link_exists(&n.bridge))
+            .map(|n| format!("link del {}\n", n.bridge))
+            .collect();
+        if !script.is_empty() {
+            cmd::ip_batch(&script)?;
+        }
+        self.chains.flush_and_remove()
     }
 
     /// Regenerate the hosts files of a container and of its peers on name-resolving networks.
@@ -748,15 +783,11 @@ impl Net {
 
     fn detach_locked(&self, container: &str) -> Result<()> {
         let dir = self.container_dir(container);
-        if let Some(a) = self.attachment(container) {
-            for r in &a.rules {
-                self.chains.delete(&self.chains.dnat, r);
-            }
-            for i in &a.interfaces {
-                if cmd::link_exists(&i.veth) {
-                    let _ = cmd::ip_batch(&format!("link del {}\n", i.veth));
-                }
-            }
+        let a = self.attachment(container);
+        if let Some(a) = &a
+            && !a.rules.is_empty()
+        {
+            self.chains.delete_all(&self.chains.dnat, &a.rules);
         }
         // Addresses are released whether or not the attachment record made it to disk; the
         // namespace goes even when the records cannot be read.
@@ -767,8 +798,19 @@ impl Net {
         });
         let ns = dir.join("ns");
         if ns.exists() {
-            // Not mounted (a crash before `unshare`) is fine.
+            // Not mounted (a crash before the namespace was made) is fine.
             let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
+        }
+        // A veth pair goes with the namespace its inner end is in, but the kernel destroys a
+        // namespace asynchronously: what is still there is deleted now, in one command.
+        let veths: String = a
+            .iter()
+            .flat_map(|a| &a.interfaces)
+            .filter(|i| cmd::link_exists(&i.veth))
+            .map(|i| format!("link del {}\n", i.veth))
+            .collect();
+        if !veths.is_empty() {
+            let _ = cmd::ip_batch(&veths);
         }
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &dir)(e)),
@@ -777,8 +819,8 @@ impl Net {
     }
 
     /// Tear down everything of containers not in `live` (what a killed engine left): their
-    /// attachments, addresses and NAT rules; then bridges and chains nobody uses. Returns the
-    /// containers cleaned up. Call it under the state root's change lock, so no container is
+    /// attachments, addresses and NAT rules; and what deleted state roots left in the kernel.
+    /// Returns the containers cleaned up. Call it under the state root's change lock, so no container is
     /// between its attachment and its creation.
     pub fn sweep(&self, live: &HashSet<String>) -> Result<Vec<String>> {
         sweep_dead_roots();
@@ -799,29 +841,22 @@ impl Net {
                     gone.push(id.clone());
                 }
             }
-            if n.endpoints.is_empty() && cmd::link_exists(&n.bridge) {
-                self.bridge_down(&n);
-            }
         }
-        // One read of the nat table; iptables runs again only for what must change (an
-        // idle root costs one exec here, not eight).
-        match self.chains.snapshot() {
-            Ok(mut nat) => {
-                nat.dnat.retain(|r| match nat::container_of(r) {
-                    Some(c) if !live.iter().any(|l| l.starts_with(c)) => {
-                        self.chains.delete(&self.chains.dnat, r);
-                        false
-                    }
-                    _ => true,
-                });
-                if nat.dnat.is_empty()
-                    && nat.post.is_empty()
-                    && (nat.chains_exist || nat.jumps_exist)
-                {
-                    let _ = self.chains.remove();
-                }
+        // After a crash, the kernel's word too (not only the records'): published ports of
+        // containers that are gone. Not read otherwise (an exec at every create).
+        if !gone.is_empty()
+            && let Ok(nat) = self.chains.snapshot()
+        {
+            let stale: Vec<Vec<String>> = nat
+                .dnat
+                .into_iter()
+                .filter(|r| {
+                    nat::container_of(r).is_some_and(|c| !live.iter().any(|l| l.starts_with(c)))
+                })
+                .collect();
+            if !stale.is_empty() {
+                self.chains.delete_all(&self.chains.dnat, &stale);
             }
-            Err(_) => self.remove_chains_if_unused(),
         }
         gone.sort();
         gone.dedup();
