@@ -1,7 +1,8 @@
 //! Running the iproute2 / iptables / util-linux tools.
 //!
 //! Namespaces are made and entered in-process (a thread of ours unshares or joins one), which
-//! saves an `unshare` and an `nsenter` process per container.
+//! saves an `unshare` and an `nsenter` process per container; a container's own links,
+//! addresses and routes are set up by [`super::rtnl`], in-process too.
 //!
 //! Why commands and not netlink from Rust: every operation here is a handful of well-known
 //! `ip`/`iptables` invocations on a slow path (container create and remove), and these tools
@@ -61,23 +62,9 @@ pub fn ip_batch(script: &str) -> Result<(), NetError> {
     run("ip", &["-batch", "-"], Some(script)).map(drop)
 }
 
-/// `ip -batch -` inside the network namespace bound at `ns`: started from a thread that has
-/// joined the namespace (a child starts in its parent thread's namespaces), which saves the
-/// `nsenter` process in between.
-pub fn ip_batch_in(ns: &Path, script: &str) -> Result<(), NetError> {
-    in_netns(ns, || run("ip", &["-batch", "-"], Some(script))).map_err(|e| match e {
-        NetError::Command { cmd, stderr } => NetError::Command {
-            cmd: format!("{cmd} (in the network namespace {})", ns.display()),
-            stderr,
-        },
-        e => e,
-    })?;
-    Ok(())
-}
-
 /// Run `f` on a thread of its own that has joined the network namespace bound at `ns` (the
 /// namespace is per thread: the engine's other threads stay where they are).
-fn in_netns<T: Send>(
+pub fn in_netns<T: Send>(
     ns: &Path,
     f: impl FnOnce() -> Result<T, NetError> + Send,
 ) -> Result<T, NetError> {

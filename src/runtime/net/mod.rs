@@ -18,15 +18,18 @@
 //! overlapping networks.
 //!
 //! - [`addr`]: subnets and `-p` specs; [`nat`]: published ports as kernel NAT rules (and why);
-//!   [`cmd`]: the `ip`/`iptables` tools (and why).
+//!   [`cmd`]: the `ip`/`iptables` tools (and why); [`rtnl`]: the per-container link, address
+//!   and route requests, in-process (and why).
 
 pub mod addr;
 pub mod cmd;
 pub mod nat;
+pub mod rtnl;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -46,6 +49,11 @@ const REGISTRY_DIR: &str = "/run/berth";
 pub enum NetError {
     #[error("{cmd}: {stderr}")]
     Command { cmd: String, stderr: String },
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{context} {path}: {source}")]
     Io {
         context: &'static str,
@@ -422,10 +430,14 @@ impl Net {
         serde_json::from_slice(&std::fs::read(p).ok()?).ok()
     }
 
+    /// Atomic (a killed engine leaves the old record or the new one) but not fsynced: what it
+    /// records (a namespace mount, veths, NAT rules) does not survive a power loss either, and
+    /// its files (hosts, resolv.conf) are not fsynced. The network records (address
+    /// allocations, which do outlive a reboot) are.
     fn save_attachment(&self, a: &Attachment) -> Result<()> {
         let p = self.container_dir(&a.container).join("attachment.json");
         let data = serde_json::to_vec_pretty(a).expect("an attachment serialises");
-        crate::runtime::state::write_atomic(&p, &data).map_err(|e| NetError::Io {
+        crate::runtime::state::write_atomic_volatile(&p, &data).map_err(|e| NetError::Io {
             context: "writing",
             path: p,
             source: std::io::Error::other(e.to_string()),
@@ -542,23 +554,34 @@ impl Net {
         a.interfaces.push(iface);
         self.save_attachment(a)?;
         self.bridge_up(&net)?;
-        cmd::ip_batch(&format!(
-            "link add {veth} type veth peer name {ifname} netns {ns}\nlink set {veth} master {br} up\n",
-            ns = a.netns.display(),
-            br = net.bridge
-        ))?;
-        let mut inside = format!(
-            "addr add {ip}/{p} dev {ifname}\nlink set {ifname} up\n",
-            p = net.subnet.prefix
-        );
-        if index == 0 {
-            inside.push_str(&format!(
-                "link set lo up\nroute add default via {}\n",
-                net.gateway
-            ));
-        }
-        cmd::ip_batch_in(&a.netns, &inside)?;
-        Ok(())
+        // One request: the pair, its inner end created in the namespace, its outer end
+        // enslaved and up. Then, inside, its address and route (and loopback up).
+        let nl = |what: String| move |source: std::io::Error| NetError::Netlink { what, source };
+        let ns = File::open(&a.netns).map_err(io("opening", &a.netns))?;
+        let mut rt = rtnl::Rtnl::open().map_err(nl("opening rtnetlink".into()))?;
+        let master = rt
+            .index(&net.bridge)
+            .map_err(nl(format!("finding the bridge {}", net.bridge)))?;
+        rt.add_veth(&veth, master, &ifname, ns.as_raw_fd())
+            .map_err(nl(format!(
+                "creating the veth pair {veth} on {}",
+                net.bridge
+            )))?;
+        let gateway = net.gateway;
+        cmd::in_netns(&a.netns, || {
+            let mut rt = rtnl::Rtnl::open().map_err(nl("opening rtnetlink".into()))?;
+            let i = rt.index(&ifname).map_err(nl(format!("finding {ifname}")))?;
+            rt.add_addr(i, ip, net.subnet.prefix)
+                .map_err(nl(format!("adding {ip}/{} to {ifname}", net.subnet.prefix)))?;
+            rt.up(i).map_err(nl(format!("setting {ifname} up")))?;
+            if index == 0 {
+                let lo = rt.index("lo").map_err(nl("finding lo".into()))?;
+                rt.up(lo).map_err(nl("setting lo up".into()))?;
+                rt.add_default_route(gateway)
+                    .map_err(nl(format!("adding the default route via {gateway}")))?;
+            }
+            Ok(())
+        })
     }
 
     /// Disconnect a container from one network (`network disconnect`).
@@ -578,7 +601,7 @@ impl Net {
             .position(|i| i.network_id == net.id)
             .expect("checked above");
         let iface = a.interfaces.remove(i);
-        let _ = cmd::ip_batch(&format!("link del {}\n", iface.veth));
+        delete_links([iface.veth.as_str()]);
         self.release(&net.name, container)?;
         self.save_attachment(&a)?;
         self.refresh_hosts(&a)
@@ -802,16 +825,13 @@ impl Net {
             let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
         }
         // A veth pair goes with the namespace its inner end is in, but the kernel destroys a
-        // namespace asynchronously: what is still there is deleted now, in one command.
-        let veths: String = a
-            .iter()
-            .flat_map(|a| &a.interfaces)
-            .filter(|i| cmd::link_exists(&i.veth))
-            .map(|i| format!("link del {}\n", i.veth))
-            .collect();
-        if !veths.is_empty() {
-            let _ = cmd::ip_batch(&veths);
-        }
+        // namespace asynchronously: what is still there is deleted now.
+        delete_links(
+            a.iter()
+                .flat_map(|a| &a.interfaces)
+                .map(|i| i.veth.as_str())
+                .filter(|v| cmd::link_exists(v)),
+        );
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &dir)(e)),
             _ => released,
@@ -871,6 +891,19 @@ pub fn detach_if_attached(root: &Path, container: &str) {
         && let Ok(n) = Net::open(root)
     {
         let _ = n.detach(container);
+    }
+}
+
+/// Delete host links (veths); one already gone is fine.
+fn delete_links<'a>(names: impl IntoIterator<Item = &'a str>) {
+    let mut rt = None;
+    for n in names {
+        if rt.is_none() {
+            rt = rtnl::Rtnl::open().ok();
+        }
+        if let Some(rt) = rt.as_mut() {
+            let _ = rt.delete(n);
+        }
     }
 }
 
