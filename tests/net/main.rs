@@ -688,6 +688,38 @@ fn what_a_deleted_state_root_left_in_the_kernel_goes_at_any_engines_next_sweep()
 }
 
 #[test]
+fn a_subnet_allocation_reaps_what_a_deleted_root_left_not_only_a_sweep() {
+    if !support::require_root() {
+        return;
+    }
+    let b = Berth::new();
+    let image = b.image();
+    b.ok(&["run", "--rm", &image, "true"]);
+    let bridges = b.bridges();
+    let chain = berth::runtime::net::Net::open(b.root.path())
+        .unwrap()
+        .chains()
+        .dnat
+        .clone();
+    // the bridge and the chains outlive the container
+    assert!(links().contains(&bridges[0]), "{}", links());
+    assert!(nat_rules().contains(&chain), "{}", nat_rules());
+    // the root's records go (a deleted root), and another root allocates a subnet before any
+    // sweep ran: the dead root's registry entry is dropped only with its kernel state
+    std::fs::remove_dir_all(b.root.path().join("net/networks")).unwrap();
+    let other = tempfile::Builder::new()
+        .prefix("berth-net-")
+        .tempdir()
+        .unwrap();
+    berth::runtime::net::Net::open(other.path())
+        .unwrap()
+        .list()
+        .unwrap();
+    assert!(!links().contains(&bridges[0]), "{}", links());
+    assert!(!nat_rules().contains(&chain), "{}", nat_rules());
+}
+
+#[test]
 fn an_images_volume_seeds_a_fresh_volume_and_unmounted_ones_get_anonymous_volumes() {
     if !support::require_root() {
         return;

@@ -363,7 +363,7 @@ impl Net {
             format!("{a:032x}{b:032x}")
         };
         let registry = Registry::lock()?;
-        let mut entries = registry.live_entries();
+        let mut entries = registry.reap()?;
         let subnet = match subnet {
             Some(s) => {
                 if let Some(other) = conflict(&s, &entries) {
@@ -420,7 +420,7 @@ impl Net {
         self.bridge_down(&n);
         let p = self.network_path(&n.name);
         std::fs::remove_file(&p).map_err(io("removing", &p))?;
-        // The registry entry is stale now; it is dropped the next time anyone allocates.
+        // The registry entry is stale now; it is reaped the next time anyone allocates or sweeps.
         Ok(())
     }
 
@@ -984,38 +984,9 @@ impl RegistryEntry {
 /// its containers' monitors were still tearing down): their bridges, their roots' NAT chains
 /// once no network of the root is left, and namespace mounts under such roots.
 fn sweep_dead_roots() {
-    let Ok(registry) = Registry::lock() else {
-        return;
-    };
-    let all = registry.entries();
-    let (alive, dead): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.alive());
-    if dead.is_empty() {
-        return;
+    if let Ok(registry) = Registry::lock() {
+        let _ = registry.reap();
     }
-    for e in &dead {
-        if !e.bridge.is_empty() && cmd::link_exists(&e.bridge) {
-            let _ = cmd::ip_batch(&format!("link del {}\n", e.bridge));
-        }
-    }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for e in &dead {
-        if alive.iter().any(|a| a.root == e.root) {
-            continue;
-        }
-        if !e.tag.is_empty() {
-            let _ = nat::Chains::new(&e.tag).flush_and_remove();
-        }
-        let prefix = e.root.join("net/containers");
-        for m in mountinfo
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4))
-        {
-            if Path::new(m).starts_with(&prefix) {
-                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
-    }
-    let _ = registry.save(&alive);
 }
 
 /// The host-wide subnet registry, locked.
@@ -1049,9 +1020,41 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// Entries whose network still exists with that subnet.
-    fn live_entries(&self) -> Vec<RegistryEntry> {
-        self.entries().into_iter().filter(|e| e.alive()).collect()
+    /// The entries whose network still exists with that subnet. The others are dropped, and
+    /// what they left in the kernel goes first (their bridges; their roots' chains and
+    /// namespace mounts once no network of the root is left): bridges outlive containers, so
+    /// an entry dropped as it was would leave its bridge with no one to remove it.
+    fn reap(&self) -> Result<Vec<RegistryEntry>> {
+        let (alive, dead): (Vec<_>, Vec<_>) = self.entries().into_iter().partition(|e| e.alive());
+        if dead.is_empty() {
+            return Ok(alive);
+        }
+        let bridges: Vec<&str> = dead
+            .iter()
+            .map(|e| e.bridge.as_str())
+            .filter(|b| !b.is_empty() && cmd::link_exists(b))
+            .collect();
+        delete_links(bridges);
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for e in &dead {
+            if alive.iter().any(|a| a.root == e.root) {
+                continue;
+            }
+            if !e.tag.is_empty() {
+                let _ = nat::Chains::new(&e.tag).flush_and_remove();
+            }
+            let prefix = e.root.join("net/containers");
+            for m in mountinfo
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(4))
+            {
+                if Path::new(m).starts_with(&prefix) {
+                    let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+        }
+        self.save(&alive)?;
+        Ok(alive)
     }
 
     fn save(&self, entries: &[RegistryEntry]) -> Result<()> {
