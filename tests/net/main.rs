@@ -113,6 +113,11 @@ impl Drop for Berth {
         for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
             let _ = self.run(&["network", "rm", id]);
         }
+        // The default bridge and the root's chains stay up between containers: the root is
+        // about to go, so they go now.
+        if let Ok(n) = berth::runtime::net::Net::open(self.root.path()) {
+            let _ = n.teardown();
+        }
     }
 }
 
@@ -234,26 +239,54 @@ fn a_bridged_container_serves_its_published_port_on_loopback() {
     let err = b.fails(&["run", "-d", "-p", &publish, &image, "sleep", "5"]);
     assert!(err.contains("already allocated"), "{err}");
 
-    // removal takes the rule, the veth and the (last user's) bridge with it
+    // removal takes the rule, the veth and the namespace with it; the bridge and the root's
+    // chains stay up for the next container (as docker0 does)
     let chain = chain_of(&id);
     let bridges = b.bridges();
+    assert_eq!(bridges.len(), 1, "{bridges:?}");
     b.ok(&["rm", "-f", "web"]);
     let rules = nat_rules();
     assert!(!rules.contains(&format!("c:{}", &id[..24])), "{rules}");
-    assert!(
-        !rules.contains(&chain),
-        "the root's chains outlived its last network use: {rules}"
-    );
+    assert!(rules.contains(&chain), "{rules}");
     let l = links();
     assert!(!l.contains(&format!("vb{}", &id[..11])), "{l}");
-    for br in bridges {
-        assert!(!l.contains(&br), "bridge {br} left: {l}");
-    }
+    assert!(l.contains(&bridges[0]), "{l}");
     assert!(b.mounts().is_empty(), "{:?}", b.mounts());
     assert!(
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).is_err(),
         "the port still answers after the container is gone"
     );
+    // the next container is on the same bridge, with its own address and port
+    let port2 = free_port();
+    let publish2 = format!("127.0.0.1:{port2}:80");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "-e",
+        "MSG=again",
+        "-p",
+        &publish2,
+        &image,
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    assert!(http_get(port2, "/", Duration::from_secs(10)).contains("again"));
+    b.ok(&["rm", "-f", "web2"]);
+    // tearing the root's network state down (before deleting a root) takes the rest
+    berth::runtime::net::Net::open(b.root.path())
+        .unwrap()
+        .teardown()
+        .unwrap();
+    let rules = nat_rules();
+    assert!(
+        !rules.contains(&chain),
+        "the root's chains outlived its teardown: {rules}"
+    );
+    let l = links();
+    assert!(!l.contains(&bridges[0]), "bridge left: {l}");
 }
 
 #[test]
@@ -597,11 +630,14 @@ fn nothing_is_left_on_the_host_after_a_killed_engine_once_containers_are_removed
     let bridges = b.bridges();
     assert!(!bridges.is_empty());
 
-    // A new engine removes the rest.
+    // A new engine removes the rest (the network's bridge and the root's chains go with the
+    // network).
     b.ok(&["rm", "-f", "fg"]);
     let net: serde_json::Value =
         serde_json::from_str(&b.ok(&["network", "inspect", "killnet"])).unwrap();
     assert_eq!(net[0]["containers"], serde_json::json!([]), "{net}");
+    assert!(!nat_rules().contains(&format!("c:{}", &id[..24])));
+    b.ok(&["network", "rm", "killnet"]);
     let rules = nat_rules();
     assert!(!rules.contains(&chain), "{rules}");
     let l = links();
@@ -649,6 +685,38 @@ fn what_a_deleted_state_root_left_in_the_kernel_goes_at_any_engines_next_sweep()
     }
     assert!(!nat_rules().contains(&chain), "{}", nat_rules());
     assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+}
+
+#[test]
+fn a_subnet_allocation_reaps_what_a_deleted_root_left_not_only_a_sweep() {
+    if !support::require_root() {
+        return;
+    }
+    let b = Berth::new();
+    let image = b.image();
+    b.ok(&["run", "--rm", &image, "true"]);
+    let bridges = b.bridges();
+    let chain = berth::runtime::net::Net::open(b.root.path())
+        .unwrap()
+        .chains()
+        .dnat
+        .clone();
+    // the bridge and the chains outlive the container
+    assert!(links().contains(&bridges[0]), "{}", links());
+    assert!(nat_rules().contains(&chain), "{}", nat_rules());
+    // the root's records go (a deleted root), and another root allocates a subnet before any
+    // sweep ran: the dead root's registry entry is dropped only with its kernel state
+    std::fs::remove_dir_all(b.root.path().join("net/networks")).unwrap();
+    let other = tempfile::Builder::new()
+        .prefix("berth-net-")
+        .tempdir()
+        .unwrap();
+    berth::runtime::net::Net::open(other.path())
+        .unwrap()
+        .list()
+        .unwrap();
+    assert!(!links().contains(&bridges[0]), "{}", links());
+    assert!(!nat_rules().contains(&chain), "{}", nat_rules());
 }
 
 #[test]

@@ -180,8 +180,9 @@ impl Root {
     }
 
     /// Everything of this root left on the host: mounts under it, cgroups and interfaces of
-    /// its containers, processes that name it or live in its containers' cgroups. Call once
-    /// every container is removed: the answer must be empty.
+    /// its containers, processes that name it or live in its containers' cgroups, and its
+    /// bridges and NAT chains once its network state is torn down (which this does). Call
+    /// once every container is removed: the answer must be empty.
     pub fn host_leaks(&mut self) -> Vec<String> {
         self.note_ids_on_disk();
         let root = self.path().to_string_lossy().into_owned();
@@ -221,6 +222,25 @@ impl Root {
             {
                 leaks.push(format!("process {pid}: {cmdline}"));
             }
+        }
+        // The bridges and the NAT chains stay up between containers, until the root's network
+        // state is torn down (before the root is deleted): that must work now (it is refused
+        // while a container still has a network) and leave nothing.
+        match berth::runtime::net::Net::open(self.path()) {
+            Ok(n) => {
+                if let Err(e) = n.teardown() {
+                    leaks.push(format!("network teardown: {e}"));
+                }
+                let nat = Command::new("iptables-save")
+                    .args(["-t", "nat"])
+                    .output()
+                    .unwrap();
+                let nat = String::from_utf8_lossy(&nat.stdout);
+                if let Some(l) = nat.lines().find(|l| l.contains(&n.chains().dnat)) {
+                    leaks.push(format!("nat rule: {l}"));
+                }
+            }
+            Err(e) => leaks.push(format!("network state: {e}")),
         }
         let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
         let links = String::from_utf8_lossy(&links.stdout);
@@ -280,6 +300,9 @@ impl Drop for Root {
             {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
+        }
+        if let Ok(n) = berth::runtime::net::Net::open(self.path()) {
+            let _ = n.teardown();
         }
     }
 }

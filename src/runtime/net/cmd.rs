@@ -1,5 +1,9 @@
 //! Running the iproute2 / iptables / util-linux tools.
 //!
+//! Namespaces are made and entered in-process (a thread of ours unshares or joins one), which
+//! saves an `unshare` and an `nsenter` process per container; a container's own links,
+//! addresses and routes are set up by [`super::rtnl`], in-process too.
+//!
 //! Why commands and not netlink from Rust: every operation here is a handful of well-known
 //! `ip`/`iptables` invocations on a slow path (container create and remove), and these tools
 //! are the reference implementations of the kernel's netlink and nf_tables interfaces (the
@@ -7,9 +11,13 @@
 //! Rust crate covers). A failing step reports the exact command and its stderr, so a user can
 //! reproduce it by hand.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, setns, unshare};
 
 use super::NetError;
 
@@ -54,10 +62,56 @@ pub fn ip_batch(script: &str) -> Result<(), NetError> {
     run("ip", &["-batch", "-"], Some(script)).map(drop)
 }
 
-/// `ip -batch -` inside the network namespace bound at `ns`.
-pub fn ip_batch_in(ns: &Path, script: &str) -> Result<(), NetError> {
-    let arg = format!("--net={}", ns.display());
-    run("nsenter", &[&arg, "ip", "-batch", "-"], Some(script)).map(drop)
+/// Run `f` on a thread of its own that has joined the network namespace bound at `ns` (the
+/// namespace is per thread: the engine's other threads stay where they are).
+pub fn in_netns<T: Send>(
+    ns: &Path,
+    f: impl FnOnce() -> Result<T, NetError> + Send,
+) -> Result<T, NetError> {
+    let fd = File::open(ns).map_err(|e| NetError::Io {
+        context: "opening the network namespace",
+        path: ns.to_owned(),
+        source: e,
+    })?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| NetError::Io {
+                context: "joining the network namespace",
+                path: ns.to_owned(),
+                source: e.into(),
+            })?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// Create a network namespace and bind it at `at` (an existing empty file), in-process: a
+/// thread unshares its network namespace and the namespace outlives it through the mount.
+pub fn new_netns(at: &Path) -> Result<(), NetError> {
+    let err = |context: &'static str| {
+        move |e: nix::Error| NetError::Io {
+            context,
+            path: at.to_owned(),
+            source: e.into(),
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(err("creating a network namespace for"))?;
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                at,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(err("binding the network namespace at"))
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }
 
 /// `iptables -w -t TABLE args…`.
@@ -70,4 +124,12 @@ pub fn iptables(table: &str, args: &[&str]) -> Result<String, NetError> {
 /// Whether a link exists on the host.
 pub fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Whether a link exists on the host and is up (administratively: IFF_UP in its flags).
+pub fn link_is_up(name: &str) -> bool {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("flags"))
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|f| f & 1 != 0)
 }

@@ -4,9 +4,12 @@
 //! The API layer prepares a container's network here before the runtime creates it, and passes
 //! the namespace ([`Attachment::netns`], joined with `NetworkMode::Join`) and the files (as
 //! binds); it tears it down after the container is removed, and [`Net::sweep`] removes what a
-//! killed engine left behind. Kernel state exists only while a network has endpoints: a bridge
-//! is created with its first container and deleted with its last, so a root with no containers
-//! leaves no devices, rules or mounts on the host.
+//! killed engine left behind. A network's bridge and its NAT rules are set up with its first
+//! container and then stay, like Docker's `docker0`, until the network is removed or
+//! [`Net::teardown`] is called (or, for a state root that was deleted, until any engine's next
+//! sweep): building them costs a dozen commands and ~100 ms, which every `run --rm` paid when
+//! they went with the last container. Per container there is only its namespace (made
+//! in-process), its veth pair and its published ports' rules, all gone with it.
 //!
 //! On disk (`<root>/net/`): `networks/NAME.json` (the network and its address allocations, so
 //! addresses survive restarts), `containers/ID/` (`ns`, the namespace bind mount; `hosts`,
@@ -15,15 +18,18 @@
 //! overlapping networks.
 //!
 //! - [`addr`]: subnets and `-p` specs; [`nat`]: published ports as kernel NAT rules (and why);
-//!   [`cmd`]: the `ip`/`iptables` tools (and why).
+//!   [`cmd`]: the `ip`/`iptables` tools (and why); [`rtnl`]: the per-container link, address
+//!   and route requests, in-process (and why).
 
 pub mod addr;
 pub mod cmd;
 pub mod nat;
+pub mod rtnl;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -43,6 +49,11 @@ const REGISTRY_DIR: &str = "/run/berth";
 pub enum NetError {
     #[error("{cmd}: {stderr}")]
     Command { cmd: String, stderr: String },
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{context} {path}: {source}")]
     Io {
         context: &'static str,
@@ -352,7 +363,7 @@ impl Net {
             format!("{a:032x}{b:032x}")
         };
         let registry = Registry::lock()?;
-        let mut entries = registry.live_entries();
+        let mut entries = registry.reap()?;
         let subnet = match subnet {
             Some(s) => {
                 if let Some(other) = conflict(&s, &entries) {
@@ -409,7 +420,7 @@ impl Net {
         self.bridge_down(&n);
         let p = self.network_path(&n.name);
         std::fs::remove_file(&p).map_err(io("removing", &p))?;
-        // The registry entry is stale now; it is dropped the next time anyone allocates.
+        // The registry entry is stale now; it is reaped the next time anyone allocates or sweeps.
         Ok(())
     }
 
@@ -419,10 +430,14 @@ impl Net {
         serde_json::from_slice(&std::fs::read(p).ok()?).ok()
     }
 
+    /// Atomic (a killed engine leaves the old record or the new one) but not fsynced: what it
+    /// records (a namespace mount, veths, NAT rules) does not survive a power loss either, and
+    /// its files (hosts, resolv.conf) are not fsynced. The network records (address
+    /// allocations, which do outlive a reboot) are.
     fn save_attachment(&self, a: &Attachment) -> Result<()> {
         let p = self.container_dir(&a.container).join("attachment.json");
         let data = serde_json::to_vec_pretty(a).expect("an attachment serialises");
-        crate::runtime::state::write_atomic(&p, &data).map_err(|e| NetError::Io {
+        crate::runtime::state::write_atomic_volatile(&p, &data).map_err(|e| NetError::Io {
             context: "writing",
             path: p,
             source: std::io::Error::other(e.to_string()),
@@ -461,9 +476,7 @@ impl Net {
         // Recorded first, so a failure part-way is torn down by detach.
         self.save_attachment(&a)?;
         File::create(&netns).map_err(io("creating", &netns))?;
-        let arg = format!("--net={}", netns.display());
-        cmd::run("unshare", &[&arg, "true"], None)?;
-        cmd::ip_batch_in(&netns, "link set lo up\n")?;
+        cmd::new_netns(&netns)?;
         let networks = if req.networks.is_empty() {
             vec![DEFAULT_NETWORK.to_owned()]
         } else {
@@ -541,20 +554,34 @@ impl Net {
         a.interfaces.push(iface);
         self.save_attachment(a)?;
         self.bridge_up(&net)?;
-        cmd::ip_batch(&format!(
-            "link add {veth} type veth peer name {ifname} netns {ns}\nlink set {veth} master {br} up\n",
-            ns = a.netns.display(),
-            br = net.bridge
-        ))?;
-        let mut inside = format!(
-            "addr add {ip}/{p} dev {ifname}\nlink set {ifname} up\n",
-            p = net.subnet.prefix
-        );
-        if index == 0 {
-            inside.push_str(&format!("route add default via {}\n", net.gateway));
-        }
-        cmd::ip_batch_in(&a.netns, &inside)?;
-        Ok(())
+        // One request: the pair, its inner end created in the namespace, its outer end
+        // enslaved and up. Then, inside, its address and route (and loopback up).
+        let nl = |what: String| move |source: std::io::Error| NetError::Netlink { what, source };
+        let ns = File::open(&a.netns).map_err(io("opening", &a.netns))?;
+        let mut rt = rtnl::Rtnl::open().map_err(nl("opening rtnetlink".into()))?;
+        let master = rt
+            .index(&net.bridge)
+            .map_err(nl(format!("finding the bridge {}", net.bridge)))?;
+        rt.add_veth(&veth, master, &ifname, ns.as_raw_fd())
+            .map_err(nl(format!(
+                "creating the veth pair {veth} on {}",
+                net.bridge
+            )))?;
+        let gateway = net.gateway;
+        cmd::in_netns(&a.netns, || {
+            let mut rt = rtnl::Rtnl::open().map_err(nl("opening rtnetlink".into()))?;
+            let i = rt.index(&ifname).map_err(nl(format!("finding {ifname}")))?;
+            rt.add_addr(i, ip, net.subnet.prefix)
+                .map_err(nl(format!("adding {ip}/{} to {ifname}", net.subnet.prefix)))?;
+            rt.up(i).map_err(nl(format!("setting {ifname} up")))?;
+            if index == 0 {
+                let lo = rt.index("lo").map_err(nl("finding lo".into()))?;
+                rt.up(lo).map_err(nl("setting lo up".into()))?;
+                rt.add_default_route(gateway)
+                    .map_err(nl(format!("adding the default route via {gateway}")))?;
+            }
+            Ok(())
+        })
     }
 
     /// Disconnect a container from one network (`network disconnect`).
@@ -574,7 +601,7 @@ impl Net {
             .position(|i| i.network_id == net.id)
             .expect("checked above");
         let iface = a.interfaces.remove(i);
-        let _ = cmd::ip_batch(&format!("link del {}\n", iface.veth));
+        delete_links([iface.veth.as_str()]);
         self.release(&net.name, container)?;
         self.save_attachment(&a)?;
         self.refresh_hosts(&a)
@@ -586,9 +613,6 @@ impl Net {
         };
         if net.endpoints.remove(container).is_some() {
             self.save_network(&net)?;
-        }
-        if net.endpoints.is_empty() {
-            self.bridge_down(&net);
         }
         // Peers on the network no longer see this container.
         if net.resolves_names() {
@@ -615,7 +639,7 @@ impl Net {
                 why: "the container has no network interface".into(),
             })?;
         let taken: Vec<PortSpec> = self.all_attachments().flat_map(|a| a.ports).collect();
-        self.chains.ensure()?;
+        let mut rules = Vec::new();
         for p in ports {
             let mut p = p.clone();
             let clash = |q: &PortSpec| {
@@ -635,8 +659,16 @@ impl Net {
             let rule = self.chains.port_rule(&a.container, &p, ip);
             a.rules.push(rule.clone());
             a.ports.push(p);
-            self.save_attachment(a)?;
-            self.chains.add(&self.chains.dnat, &rule)?;
+            rules.push(rule);
+        }
+        // Recorded before they exist (a crash leaves records the sweep acts on, never rules
+        // nobody knows of), then added in one transaction. The chains are there with the
+        // bridge; should anyone have flushed them since, they are set up again.
+        self.save_attachment(a)?;
+        if self.chains.add_all(&self.chains.dnat, &rules).is_err() {
+            let snap = self.chains.snapshot()?;
+            self.chains.ensure(&snap, &[])?;
+            self.chains.add_all(&self.chains.dnat, &rules)?;
         }
         Ok(())
     }
@@ -649,49 +681,75 @@ impl Net {
             .filter_map(|e| self.attachment(&e.file_name().to_string_lossy()))
     }
 
-    /// Bring a network's bridge up (first endpoint): device, address, NAT rules.
+    /// Bring a network's bridge up (its first endpoint ever): NAT rules, device, address. A
+    /// bridge that is up is one whose rules are in place (it goes up last), so the usual case
+    /// costs one stat and no command.
     fn bridge_up(&self, net: &Network) -> Result<()> {
-        if cmd::link_exists(&net.bridge) {
+        if cmd::link_is_up(&net.bridge) {
             return Ok(());
         }
-        cmd::ip_batch(&format!(
-            "link add {br} type bridge\naddr add {gw}/{p} dev {br}\nlink set {br} up\n",
-            br = net.bridge,
-            gw = net.gateway,
-            p = net.subnet.prefix
-        ))?;
+        let snap = self.chains.snapshot()?;
+        self.chains
+            .ensure(&snap, &self.chains.network_rules(&net.subnet, &net.bridge))?;
+        let mut script = String::new();
+        if !cmd::link_exists(&net.bridge) {
+            script.push_str(&format!("link add {} type bridge\n", net.bridge));
+        }
+        script.push_str(&format!(
+            "addr replace {}/{} dev {}\n",
+            net.gateway, net.subnet.prefix, net.bridge
+        ));
+        cmd::ip_batch(&script)?;
         let p = PathBuf::from(format!(
             "/proc/sys/net/ipv4/conf/{}/route_localnet",
             net.bridge
         ));
         std::fs::write(&p, "1").map_err(io("writing", &p))?;
-        self.chains.ensure()?;
-        for r in self.chains.network_rules(&net.subnet, &net.bridge) {
-            self.chains.add(&self.chains.post, &r)?;
-        }
-        Ok(())
+        cmd::ip_batch(&format!("link set {} up\n", net.bridge))
     }
 
-    /// Take a network's bridge down (last endpoint gone); the chains go with the last bridge.
+    /// Take a network's bridge down (the network is removed); the chains go with the last
+    /// bridge.
     fn bridge_down(&self, net: &Network) {
-        for r in self.chains.network_rules(&net.subnet, &net.bridge) {
-            self.chains.delete(&self.chains.post, &r);
+        if let Ok(snap) = self.chains.snapshot() {
+            let mine = self.chains.network_rules(&net.subnet, &net.bridge);
+            let rules: Vec<Vec<String>> =
+                mine.into_iter().filter(|r| snap.post.contains(r)).collect();
+            self.chains.delete_all(&self.chains.post, &rules);
         }
         if cmd::link_exists(&net.bridge) {
             let _ = cmd::ip_batch(&format!("link del {}\n", net.bridge));
         }
-        self.remove_chains_if_unused();
+        let _ = self.chains.remove_if_unused();
     }
 
-    /// The chains go when they hold no rule: the kernel's word, not the records' (which a
-    /// deleted root, or a crash between the two, could make wrong). Every active network has
-    /// its masquerade rules there, every published port its DNAT rule.
-    fn remove_chains_if_unused(&self) {
-        if self.chains.rules(&self.chains.post).is_empty()
-            && self.chains.rules(&self.chains.dnat).is_empty()
-        {
-            let _ = self.chains.remove();
+    /// Remove this root's kernel state: every bridge of its networks and its NAT chains (what
+    /// stays up between containers). For a state root about to be deleted; the next container
+    /// sets it all up again. Refused while a container has a network attachment.
+    pub fn teardown(&self) -> Result<()> {
+        let _l = self.lock()?;
+        let attached: Vec<String> = std::fs::read_dir(self.dir.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if !attached.is_empty() {
+            return Err(NetError::InUse {
+                name: "the state root's networks".into(),
+                containers: attached.join(", "),
+            });
         }
+        let script: String = self
+            .all_networks()?
+            .iter()
+            .filter(|n| cmd::link_exists(&n.bridge))
+            .map(|n| format!("link del {}\n", n.bridge))
+            .collect();
+        if !script.is_empty() {
+            cmd::ip_batch(&script)?;
+        }
+        self.chains.flush_and_remove()
     }
 
     /// Regenerate the hosts files of a container and of its peers on name-resolving networks.
@@ -748,15 +806,11 @@ impl Net {
 
     fn detach_locked(&self, container: &str) -> Result<()> {
         let dir = self.container_dir(container);
-        if let Some(a) = self.attachment(container) {
-            for r in &a.rules {
-                self.chains.delete(&self.chains.dnat, r);
-            }
-            for i in &a.interfaces {
-                if cmd::link_exists(&i.veth) {
-                    let _ = cmd::ip_batch(&format!("link del {}\n", i.veth));
-                }
-            }
+        let a = self.attachment(container);
+        if let Some(a) = &a
+            && !a.rules.is_empty()
+        {
+            self.chains.delete_all(&self.chains.dnat, &a.rules);
         }
         // Addresses are released whether or not the attachment record made it to disk; the
         // namespace goes even when the records cannot be read.
@@ -767,9 +821,17 @@ impl Net {
         });
         let ns = dir.join("ns");
         if ns.exists() {
-            // Not mounted (a crash before `unshare`) is fine.
+            // Not mounted (a crash before the namespace was made) is fine.
             let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
         }
+        // A veth pair goes with the namespace its inner end is in, but the kernel destroys a
+        // namespace asynchronously: what is still there is deleted now.
+        delete_links(
+            a.iter()
+                .flat_map(|a| &a.interfaces)
+                .map(|i| i.veth.as_str())
+                .filter(|v| cmd::link_exists(v)),
+        );
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &dir)(e)),
             _ => released,
@@ -777,8 +839,8 @@ impl Net {
     }
 
     /// Tear down everything of containers not in `live` (what a killed engine left): their
-    /// attachments, addresses and NAT rules; then bridges and chains nobody uses. Returns the
-    /// containers cleaned up. Call it under the state root's change lock, so no container is
+    /// attachments, addresses and NAT rules; and what deleted state roots left in the kernel.
+    /// Returns the containers cleaned up. Call it under the state root's change lock, so no container is
     /// between its attachment and its creation.
     pub fn sweep(&self, live: &HashSet<String>) -> Result<Vec<String>> {
         sweep_dead_roots();
@@ -799,29 +861,22 @@ impl Net {
                     gone.push(id.clone());
                 }
             }
-            if n.endpoints.is_empty() && cmd::link_exists(&n.bridge) {
-                self.bridge_down(&n);
-            }
         }
-        // One read of the nat table; iptables runs again only for what must change (an
-        // idle root costs one exec here, not eight).
-        match self.chains.snapshot() {
-            Ok(mut nat) => {
-                nat.dnat.retain(|r| match nat::container_of(r) {
-                    Some(c) if !live.iter().any(|l| l.starts_with(c)) => {
-                        self.chains.delete(&self.chains.dnat, r);
-                        false
-                    }
-                    _ => true,
-                });
-                if nat.dnat.is_empty()
-                    && nat.post.is_empty()
-                    && (nat.chains_exist || nat.jumps_exist)
-                {
-                    let _ = self.chains.remove();
-                }
+        // After a crash, the kernel's word too (not only the records'): published ports of
+        // containers that are gone. Not read otherwise (an exec at every create).
+        if !gone.is_empty()
+            && let Ok(nat) = self.chains.snapshot()
+        {
+            let stale: Vec<Vec<String>> = nat
+                .dnat
+                .into_iter()
+                .filter(|r| {
+                    nat::container_of(r).is_some_and(|c| !live.iter().any(|l| l.starts_with(c)))
+                })
+                .collect();
+            if !stale.is_empty() {
+                self.chains.delete_all(&self.chains.dnat, &stale);
             }
-            Err(_) => self.remove_chains_if_unused(),
         }
         gone.sort();
         gone.dedup();
@@ -836,6 +891,19 @@ pub fn detach_if_attached(root: &Path, container: &str) {
         && let Ok(n) = Net::open(root)
     {
         let _ = n.detach(container);
+    }
+}
+
+/// Delete host links (veths); one already gone is fine.
+fn delete_links<'a>(names: impl IntoIterator<Item = &'a str>) {
+    let mut rt = None;
+    for n in names {
+        if rt.is_none() {
+            rt = rtnl::Rtnl::open().ok();
+        }
+        if let Some(rt) = rt.as_mut() {
+            let _ = rt.delete(n);
+        }
     }
 }
 
@@ -916,38 +984,9 @@ impl RegistryEntry {
 /// its containers' monitors were still tearing down): their bridges, their roots' NAT chains
 /// once no network of the root is left, and namespace mounts under such roots.
 fn sweep_dead_roots() {
-    let Ok(registry) = Registry::lock() else {
-        return;
-    };
-    let all = registry.entries();
-    let (alive, dead): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.alive());
-    if dead.is_empty() {
-        return;
+    if let Ok(registry) = Registry::lock() {
+        let _ = registry.reap();
     }
-    for e in &dead {
-        if !e.bridge.is_empty() && cmd::link_exists(&e.bridge) {
-            let _ = cmd::ip_batch(&format!("link del {}\n", e.bridge));
-        }
-    }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for e in &dead {
-        if alive.iter().any(|a| a.root == e.root) {
-            continue;
-        }
-        if !e.tag.is_empty() {
-            let _ = nat::Chains::new(&e.tag).flush_and_remove();
-        }
-        let prefix = e.root.join("net/containers");
-        for m in mountinfo
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4))
-        {
-            if Path::new(m).starts_with(&prefix) {
-                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
-    }
-    let _ = registry.save(&alive);
 }
 
 /// The host-wide subnet registry, locked.
@@ -981,9 +1020,41 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// Entries whose network still exists with that subnet.
-    fn live_entries(&self) -> Vec<RegistryEntry> {
-        self.entries().into_iter().filter(|e| e.alive()).collect()
+    /// The entries whose network still exists with that subnet. The others are dropped, and
+    /// what they left in the kernel goes first (their bridges; their roots' chains and
+    /// namespace mounts once no network of the root is left): bridges outlive containers, so
+    /// an entry dropped as it was would leave its bridge with no one to remove it.
+    fn reap(&self) -> Result<Vec<RegistryEntry>> {
+        let (alive, dead): (Vec<_>, Vec<_>) = self.entries().into_iter().partition(|e| e.alive());
+        if dead.is_empty() {
+            return Ok(alive);
+        }
+        let bridges: Vec<&str> = dead
+            .iter()
+            .map(|e| e.bridge.as_str())
+            .filter(|b| !b.is_empty() && cmd::link_exists(b))
+            .collect();
+        delete_links(bridges);
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for e in &dead {
+            if alive.iter().any(|a| a.root == e.root) {
+                continue;
+            }
+            if !e.tag.is_empty() {
+                let _ = nat::Chains::new(&e.tag).flush_and_remove();
+            }
+            let prefix = e.root.join("net/containers");
+            for m in mountinfo
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(4))
+            {
+                if Path::new(m).starts_with(&prefix) {
+                    let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+        }
+        self.save(&alive)?;
+        Ok(alive)
     }
 
     fn save(&self, entries: &[RegistryEntry]) -> Result<()> {

@@ -11,12 +11,16 @@
 //! - connections to 127.0.0.1:PORT from the host itself are DNAT'ed in OUTPUT; the kernel only
 //!   routes a loopback-sourced packet out of an interface with `route_localnet=1`, which we set
 //!   on berth's bridges only (never globally), and masquerade such packets so replies come back.
+//!
+//! Changes go through `iptables-restore --noflush`: one process and one kernel transaction for
+//! any number of rules (an `iptables` process per rule cost ~5-10 ms each, and a container
+//! create needed a dozen), and all or nothing, so a crash never leaves half a change.
 
 use std::net::Ipv4Addr;
 
 use super::NetError;
 use super::addr::{PortSpec, Subnet};
-use super::cmd::iptables;
+use super::cmd::{iptables, run};
 
 /// The per-root NAT chains.
 #[derive(Debug, Clone)]
@@ -71,52 +75,76 @@ impl Chains {
         &self.tag
     }
 
-    /// Remove the chains whatever they hold (their root is gone).
+    /// Remove the chains whatever they hold (their root is gone): one read, one transaction.
     pub fn flush_and_remove(&self) -> Result<(), NetError> {
-        for chain in [&self.dnat, &self.post] {
-            if iptables("nat", &["-S", chain]).is_ok() {
-                iptables("nat", &["-F", chain])?;
-            }
-        }
-        self.remove()
+        let snap = self.snapshot()?;
+        self.restore(&self.teardown_script(&snap))
     }
 
-    /// Create the chains and the jumps into them (idempotent).
-    pub fn ensure(&self) -> Result<(), NetError> {
+    /// Create what is missing of the chains, the jumps into them and the `post` rules, in one
+    /// transaction; nothing runs when `snap` shows it all there (idempotent: what a crash
+    /// left half done is finished by the next call).
+    pub fn ensure(&self, snap: &NatSnapshot, post: &[Vec<String>]) -> Result<(), NetError> {
+        self.restore(&self.setup_script(snap, post))
+    }
+
+    /// The `iptables-restore --noflush` lines [`Chains::ensure`] runs (empty: nothing to do).
+    pub fn setup_script(&self, snap: &NatSnapshot, post: &[Vec<String>]) -> String {
+        let mut s = String::new();
         for chain in [&self.dnat, &self.post] {
-            if iptables("nat", &["-S", chain]).is_err() {
-                iptables("nat", &["-N", chain])?;
+            if !snap.chains.contains(chain) {
+                s.push_str(&format!(":{chain} - [0:0]\n"));
             }
         }
         for (from, rule) in self.jumps() {
-            let mut check = vec!["-C", from];
-            check.extend(rule.iter().map(String::as_str));
-            if iptables("nat", &check).is_err() {
-                let mut add = vec!["-I", from];
-                add.extend(rule.iter().map(String::as_str));
-                iptables("nat", &add)?;
+            if !snap.jumps.iter().any(|(f, r)| f == from && *r == rule) {
+                s.push_str(&format!("-I {from} {}\n", rule.join(" ")));
             }
+        }
+        for rule in post {
+            if !snap.post.contains(rule) {
+                s.push_str(&format!("-A {} {}\n", self.post, rule.join(" ")));
+            }
+        }
+        s
+    }
+
+    /// The lines that remove every jump into the chains, then the chains and their rules.
+    pub fn teardown_script(&self, snap: &NatSnapshot) -> String {
+        let mut s = String::new();
+        for (from, rule) in &snap.jumps {
+            s.push_str(&format!("-D {from} {}\n", rule.join(" ")));
+        }
+        for op in ["-F", "-X"] {
+            for chain in [&self.dnat, &self.post] {
+                if snap.chains.contains(chain) {
+                    s.push_str(&format!("{op} {chain}\n"));
+                }
+            }
+        }
+        s
+    }
+
+    /// Run `lines` (commands on the nat table) as one transaction; nothing when empty.
+    pub fn restore(&self, lines: &str) -> Result<(), NetError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let input = format!("*nat\n{lines}COMMIT\n");
+        run("iptables-restore", &["-w", "--noflush"], Some(&input)).map(drop)
+    }
+
+    /// Remove the jumps and the chains when they hold no rule (no network bridged, no port
+    /// published): the kernel's word, not the records' (which a deleted root could make wrong).
+    pub fn remove_if_unused(&self) -> Result<(), NetError> {
+        let snap = self.snapshot()?;
+        if snap.dnat.is_empty() && snap.post.is_empty() {
+            self.restore(&self.teardown_script(&snap))?;
         }
         Ok(())
     }
 
-    /// Remove the jumps and the chains (when the root has no active network any more).
-    pub fn remove(&self) -> Result<(), NetError> {
-        for (from, rule) in self.jumps() {
-            let mut del = vec!["-D", from];
-            del.extend(rule.iter().map(String::as_str));
-            while iptables("nat", &del).is_ok() {}
-        }
-        for chain in [&self.dnat, &self.post] {
-            if iptables("nat", &["-S", chain]).is_ok() {
-                iptables("nat", &["-F", chain])?;
-                iptables("nat", &["-X", chain])?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The rules (without `-A CHAIN`) a network needs while it has endpoints: its containers
+    /// The rules (without `-A CHAIN`) a network needs while its bridge is up: its containers
     /// reach other networks masqueraded, and host-local sources (127.0.0.1) reaching a
     /// container are masqueraded so the reply comes back.
     pub fn network_rules(&self, subnet: &Subnet, bridge: &str) -> Vec<Vec<String>> {
@@ -183,83 +211,85 @@ impl Chains {
         r
     }
 
-    pub fn add(&self, chain: &str, rule: &[String]) -> Result<(), NetError> {
-        let mut a = vec!["-A", chain];
-        a.extend(rule.iter().map(String::as_str));
-        iptables("nat", &a).map(drop)
+    /// Append `rules` to `chain`, in one transaction.
+    pub fn add_all(&self, chain: &str, rules: &[Vec<String>]) -> Result<(), NetError> {
+        let lines: String = rules
+            .iter()
+            .map(|r| format!("-A {chain} {}\n", r.join(" ")))
+            .collect();
+        self.restore(&lines)
     }
 
-    /// Delete a rule; one that is already gone is fine.
-    pub fn delete(&self, chain: &str, rule: &[String]) {
-        let mut a = vec!["-D", chain];
-        a.extend(rule.iter().map(String::as_str));
-        let _ = iptables("nat", &a);
-    }
-
-    /// Every rule of `chain` as printed by `iptables -S`, split into words (quotes removed),
-    /// without the leading `-A CHAIN`.
-    pub fn rules(&self, chain: &str) -> Vec<Vec<String>> {
-        let Ok(out) = iptables("nat", &["-S", chain]) else {
-            return Vec::new();
-        };
-        parse_rules(&out, chain)
-    }
-
-    /// This root's part of the whole nat table, read with one `iptables -S` (instead of one
-    /// call per chain and per jump: a sweep runs at every container create).
-    pub fn snapshot(&self) -> Result<NatSnapshot, NetError> {
-        Ok(self.snapshot_of(&iptables("nat", &["-S"])?))
-    }
-
-    /// [`Chains::snapshot`] from `iptables -t nat -S` output.
-    pub fn snapshot_of(&self, out: &str) -> NatSnapshot {
-        let ours = |c: &str| c == self.dnat || c == self.post;
-        let mut chains_exist = false;
-        let mut jumps_exist = false;
-        for l in out.lines() {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            match w.as_slice() {
-                ["-N", c, ..] if ours(c) => chains_exist = true,
-                ["-A", c, rest @ ..] if !ours(c) => {
-                    jumps_exist |= rest.windows(2).any(|p| p[0] == "-j" && ours(p[1]));
-                }
-                _ => {}
+    /// Delete `rules` from `chain`; ones already gone are fine. One transaction when all are
+    /// there (the usual case), one command per rule otherwise.
+    pub fn delete_all(&self, chain: &str, rules: &[Vec<String>]) {
+        let lines: String = rules
+            .iter()
+            .map(|r| format!("-D {chain} {}\n", r.join(" ")))
+            .collect();
+        if self.restore(&lines).is_err() {
+            for r in rules {
+                let mut a = vec!["-D", chain];
+                a.extend(r.iter().map(String::as_str));
+                let _ = iptables("nat", &a);
             }
         }
-        NatSnapshot {
-            chains_exist,
-            jumps_exist,
-            dnat: parse_rules(out, &self.dnat),
-            post: parse_rules(out, &self.post),
+    }
+
+    /// This root's part of the whole nat table, read with one `iptables-save`.
+    pub fn snapshot(&self) -> Result<NatSnapshot, NetError> {
+        Ok(self.snapshot_of(&run("iptables-save", &["-t", "nat"], None)?))
+    }
+
+    /// [`Chains::snapshot`] from `iptables-save -t nat` (or `iptables -t nat -S`) output.
+    pub fn snapshot_of(&self, out: &str) -> NatSnapshot {
+        let ours = |c: &str| c == self.dnat || c == self.post;
+        let mut snap = NatSnapshot::default();
+        for l in out.lines() {
+            let w: Vec<String> = l
+                .split_whitespace()
+                .map(|w| w.trim_matches('"').to_owned())
+                .collect();
+            let declared = match w.first().map(String::as_str) {
+                Some("-N") => w.get(1).map(String::as_str),
+                Some(c) => c.strip_prefix(':'),
+                None => None,
+            };
+            if let Some(c) = declared.filter(|c| ours(c)) {
+                snap.chains.push(c.to_owned());
+            }
+            if w.len() > 2 && w[0] == "-A" {
+                if w[1] == self.dnat {
+                    snap.dnat.push(w[2..].to_vec());
+                } else if w[1] == self.post {
+                    snap.post.push(w[2..].to_vec());
+                } else if w[2..].windows(2).any(|p| p[0] == "-j" && ours(&p[1])) {
+                    snap.jumps.push((w[1].clone(), w[2..].to_vec()));
+                }
+            }
         }
+        snap
     }
 }
 
 /// What [`Chains::snapshot`] read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NatSnapshot {
-    /// Either of the root's chains exists.
-    pub chains_exist: bool,
-    /// A built-in chain jumps into one of them.
-    pub jumps_exist: bool,
-    /// The rules of the DNAT chain, as [`Chains::rules`] gives them.
+    /// Which of the root's chains exist.
+    pub chains: Vec<String>,
+    /// Rules of other (built-in) chains that jump into ours: (chain, rule).
+    pub jumps: Vec<(String, Vec<String>)>,
+    /// The rules of the DNAT chain, without `-A CHAIN`, quotes removed.
     pub dnat: Vec<Vec<String>>,
     /// The rules of the POST chain.
     pub post: Vec<Vec<String>>,
 }
 
-/// The `-A CHAIN …` lines of `chain` in `iptables -S` output, split into words (quotes
-/// removed), without the leading `-A CHAIN`.
-fn parse_rules(out: &str, chain: &str) -> Vec<Vec<String>> {
-    out.lines()
-        .filter_map(|l| {
-            let words: Vec<String> = l
-                .split_whitespace()
-                .map(|w| w.trim_matches('"').to_owned())
-                .collect();
-            (words.len() > 2 && words[0] == "-A" && words[1] == chain).then(|| words[2..].to_vec())
-        })
-        .collect()
+impl NatSnapshot {
+    /// Anything of the root is in the kernel.
+    pub fn exists(&self) -> bool {
+        !self.chains.is_empty() || !self.jumps.is_empty()
+    }
 }
 
 /// The comment that ties a DNAT rule to its container.
@@ -277,23 +307,66 @@ pub fn container_of(rule: &[String]) -> Option<&str> {
 mod snapshot_tests {
     use super::*;
 
+    const SAVED: &str = "# Generated by iptables-nft-save v1.8.9\n\
+*nat\n\
+:PREROUTING ACCEPT [0:0]\n\
+:BERTH-abcd - [0:0]\n\
+:BERTH-ffff - [0:0]\n\
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment berth:abcd -j BERTH-abcd\n\
+-A BERTH-abcd -p tcp --dport 8080 -m comment --comment \"c:0123\" -j DNAT --to-destination 10.0.0.2:80\n\
+-A BERTH-ffff -p tcp --dport 1 -j DNAT --to-destination 10.1.0.2:1\n\
+COMMIT\n";
+
     #[test]
     fn snapshot_reads_this_roots_chains_from_the_whole_table() {
         let c = Chains::new("abcd");
-        let out = "-P PREROUTING ACCEPT\n\
--N BERTH-abcd\n\
--N BERTH-abcd-POST\n\
--N BERTH-ffff\n\
--A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment berth:abcd -j BERTH-abcd\n\
--A BERTH-abcd -p tcp --dport 8080 -m comment --comment \"c:0123\" -j DNAT --to-destination 10.0.0.2:80\n\
--A BERTH-ffff -p tcp --dport 1 -j DNAT --to-destination 10.1.0.2:1\n";
-        let s = c.snapshot_of(out);
-        assert!(s.chains_exist && s.jumps_exist);
+        let s = c.snapshot_of(SAVED);
+        assert_eq!(s.chains, ["BERTH-abcd"]);
+        assert_eq!(s.jumps.len(), 1);
+        assert_eq!(s.jumps[0].0, "PREROUTING");
         assert_eq!(s.dnat.len(), 1);
         assert_eq!(container_of(&s.dnat[0]), Some("0123"));
-        assert!(s.post.is_empty());
+        assert!(s.post.is_empty() && s.exists());
+
+        // `iptables -S` spelling of the same
+        let s2 = c.snapshot_of(
+            "-N BERTH-abcd\n-A BERTH-abcd -p tcp --dport 8080 -m comment --comment \"c:0123\" -j DNAT --to-destination 10.0.0.2:80\n",
+        );
+        assert_eq!((s2.chains, s2.dnat), (s.chains, s.dnat));
 
         let idle = c.snapshot_of("-P PREROUTING ACCEPT\n-N BERTH-ffff\n-A OUTPUT -j BERTH-ffff\n");
         assert_eq!(idle, NatSnapshot::default());
+        assert!(!idle.exists());
+    }
+
+    #[test]
+    fn setup_adds_only_what_is_missing_and_teardown_removes_all_of_it() {
+        let c = Chains::new("abcd");
+        let post = c.network_rules(&"10.88.0.0/16".parse().unwrap(), "br-x");
+        let s = c.snapshot_of(SAVED);
+        let script = c.setup_script(&s, &post);
+        assert!(!script.contains(":BERTH-abcd "), "{script}");
+        assert!(script.contains(":BERTH-abcd-POST - [0:0]\n"), "{script}");
+        assert!(!script.contains("-I PREROUTING"), "{script}");
+        assert!(script.contains("-I OUTPUT "), "{script}");
+        assert!(script.contains("-I POSTROUTING "), "{script}");
+        assert_eq!(script.matches("-A BERTH-abcd-POST ").count(), 2, "{script}");
+
+        // once all of it is there (as iptables-save prints it back), nothing is left to do
+        let mut all = String::from(SAVED);
+        all.push_str(":BERTH-abcd-POST - [0:0]\n");
+        for l in script.lines().filter(|l| !l.starts_with(':')) {
+            all.push_str(&l.replacen("-I ", "-A ", 1).replace("n:br-x", "\"n:br-x\""));
+            all.push('\n');
+        }
+        let full = c.snapshot_of(&all);
+        assert_eq!(c.setup_script(&full, &post), "");
+
+        let down = c.teardown_script(&full);
+        assert_eq!(down.matches("-D ").count(), 3, "{down}");
+        assert!(down.contains("-F BERTH-abcd\n") && down.contains("-X BERTH-abcd-POST\n"));
+        assert!(!down.contains("ffff"), "{down}");
+        let flush = down.find("-F ").unwrap();
+        assert!(down.rfind("-D ").unwrap() < flush && flush < down.find("-X ").unwrap());
     }
 }
