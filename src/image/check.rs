@@ -167,6 +167,9 @@ impl ImageStore {
         if repair {
             for p in r.stale_temp.iter().chain(&r.half_layers) {
                 let _ = if p.is_dir() {
+                    // A process killed between a mount and its unmount (the overlay probe, a
+                    // build step) leaves a mount in there, which no removal gets past.
+                    detach_mounts_under(p);
                     fs::remove_dir_all(p)
                 } else {
                     fs::remove_file(p)
@@ -174,6 +177,23 @@ impl ImageStore {
             }
         }
         Ok(r)
+    }
+}
+
+/// Detaches every mount at or below `dir`, deepest first.
+fn detach_mounts_under(dir: &std::path::Path) {
+    let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = mi
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    points.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+    for m in points {
+        let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
@@ -201,5 +221,41 @@ mod tests {
             full.corrupt_blobs,
             vec![format!("sha256:{}", "ab".repeat(32))]
         );
+    }
+
+    /// An overlay probe killed while its test mount was up: the repair unmounts, then removes.
+    #[test]
+    fn repair_removes_a_stale_temp_dir_with_a_mount_in_it() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the tests as root"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let gone = dir.path().join("layers/.tmp-2147483000-00ff-probe");
+        let m = gone.join("m");
+        fs::create_dir_all(m.join("inner")).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            &m,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        fs::create_dir(m.join("x")).unwrap();
+        let report = store.check_debris(true).unwrap();
+        assert_eq!(report.stale_temp, vec![gone.clone()]);
+        let mounted = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&*m.to_string_lossy());
+        if mounted {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        assert!(!mounted, "the probe's mount is still there");
+        assert!(!gone.exists());
     }
 }

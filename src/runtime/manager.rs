@@ -176,6 +176,23 @@ fn sweep_trash(root: &Path) {
         });
 }
 
+/// Ids of removed containers whose remover (a monitor, an `rm`) is still at work on them: their
+/// directory is in the trash under a live pid. Their network is the remover's to take down.
+pub fn being_removed(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(trash_dir(root)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (id, pid) = name.rsplit_once('.')?;
+            let pid = pid.parse::<i32>().ok()?;
+            state::alive(pid, 0).then(|| id.to_owned())
+        })
+        .collect()
+}
+
 /// Exit information.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {

@@ -119,13 +119,16 @@ impl Dispatcher {
     /// containers removed by their monitor). Needs the root's change lock: no container is
     /// then between its network attachment and its creation.
     pub(crate) fn sweep_networks(&self, _lock: &RootLock) -> Result<(), ApiError> {
-        let live: HashSet<String> = self
+        let mut live: HashSet<String> = self
             .runtime()
             .list()
             .map_err(|e| runtime_error("listing containers", e))?
             .into_iter()
             .map(|st| st.id.as_str().to_owned())
             .collect();
+        // A `--rm` container's monitor takes its network down right after the removal: not a
+        // leftover (should the monitor die first, its trash entry goes stale, and then it is).
+        live.extend(runtime::manager::being_removed(self.root().path()));
         self.net()?
             .sweep(&live)
             .map(drop)

@@ -451,7 +451,7 @@ impl Net {
         self.ensure_default()?;
         let r = self.attach_locked(req);
         if r.is_err() {
-            let _ = self.detach_locked(&req.container);
+            let _ = self.detach_locked(&req.container, Links::Delete);
         }
         r
     }
@@ -801,10 +801,10 @@ impl Net {
     /// Undo a container's attachment: ports, interfaces, addresses, namespace, files.
     pub fn detach(&self, container: &str) -> Result<()> {
         let _l = self.lock()?;
-        self.detach_locked(container)
+        self.detach_locked(container, Links::Delete)
     }
 
-    fn detach_locked(&self, container: &str) -> Result<()> {
+    fn detach_locked(&self, container: &str, links: Links) -> Result<()> {
         let dir = self.container_dir(container);
         let a = self.attachment(container);
         if let Some(a) = &a
@@ -825,13 +825,15 @@ impl Net {
             let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
         }
         // A veth pair goes with the namespace its inner end is in, but the kernel destroys a
-        // namespace asynchronously: what is still there is deleted now.
-        delete_links(
-            a.iter()
-                .flat_map(|a| &a.interfaces)
-                .map(|i| i.veth.as_str())
-                .filter(|v| cmd::link_exists(v)),
-        );
+        // namespace asynchronously: what is still there is deleted now, unless left to it.
+        if links == Links::Delete {
+            delete_links(
+                a.iter()
+                    .flat_map(|a| &a.interfaces)
+                    .map(|i| i.veth.as_str())
+                    .filter(|v| cmd::link_exists(v)),
+            );
+        }
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &dir)(e)),
             _ => released,
@@ -850,7 +852,7 @@ impl Net {
         for e in std::fs::read_dir(&d).map_err(io("listing", &d))?.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
             if !live.contains(&id) {
-                self.detach_locked(&id)?;
+                self.detach_locked(&id, Links::Delete)?;
                 gone.push(id);
             }
         }
@@ -886,12 +888,26 @@ impl Net {
 
 /// Tear down a removed container's network if it has one (the monitor of an auto-removed
 /// container calls this; no engine may be running). Errors are left for the next sweep.
+///
+/// Its veth is left to the kernel, which destroys it with the namespace once the mount is gone
+/// (the container's processes are): deleting it here cost 35-60 ms with the net lock held, on
+/// the path of the next `run`. Its name, made of the container's id, is not taken again.
 pub fn detach_if_attached(root: &Path, container: &str) {
     if root.join("net/containers").join(container).exists()
         && let Ok(n) = Net::open(root)
+        && let Ok(_l) = n.lock()
     {
-        let _ = n.detach(container);
+        let _ = n.detach_locked(container, Links::LeaveToTheKernel);
     }
+}
+
+/// What a detach does with the container's host links.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Links {
+    /// Delete what the kernel has not taken yet (`rm`: gone when it returns).
+    Delete,
+    /// The namespace's end takes them (an auto-removed container's monitor).
+    LeaveToTheKernel,
 }
 
 /// Delete host links (veths); one already gone is fine.
