@@ -83,11 +83,14 @@ fn serve_removes_crash_debris_at_start_and_leaves_live_containers_and_operations
             .map(|k| v[k].as_array().map_or(0, Vec::len))
             .sum()
     };
-    assert!(count(&before) >= debris.len(), "{before:#}");
+    // (The half-written layer is not among them: opening the store, as the check's engine
+    // does, drops dead processes' temp layers; the killed runs may or may not have left any.)
+    let seen = &debris[..3];
+    assert!(count(&before) >= seen.len(), "{before:#}");
     // The one-shot CLI leaves the containers' debris (no clean-up on its hot path; opening
     // the image store does drop dead processes' temp files, as it always did).
     root.ok(&["ps", "-a"]);
-    for d in &debris[..3] {
+    for d in seen {
         assert!(d.exists(), "the CLI removed {}", d.display());
     }
 
@@ -100,7 +103,7 @@ fn serve_removes_crash_debris_at_start_and_leaves_live_containers_and_operations
     let line = serve.await_cleanup();
     eprintln!("serve at start: {line}");
     assert!(
-        cleanup_count(&line) >= debris.len(),
+        cleanup_count(&line) >= seen.len(),
         "{line}\n{}",
         serve.log()
     );
