@@ -145,24 +145,30 @@ pub(crate) fn move_to_trash(container_dir: &Path) -> Option<PathBuf> {
     }
 }
 
+/// The trash's entries (`<id>.<remover pid>`): path, container id, and whether the remover
+/// is still alive.
+fn trash_entries(root: &Path) -> Vec<(PathBuf, String, bool)> {
+    let Ok(entries) = std::fs::read_dir(trash_dir(root)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (id, pid) = name.rsplit_once('.').unwrap_or((&name, ""));
+            let alive = pid.parse::<i32>().is_ok_and(|p| state::alive(p, 0));
+            (e.path(), id.to_owned(), alive)
+        })
+        .collect()
+}
+
 /// Delete, on a background thread, what is left in the trash by removers that died before
 /// finishing (their pid is gone). Entries of live removers are theirs to delete.
 fn sweep_trash(root: &Path) {
-    let trash = trash_dir(root);
-    let Ok(entries) = std::fs::read_dir(&trash) else {
-        return;
-    };
-    let stale: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name();
-            let pid = name
-                .to_str()
-                .and_then(|n| n.rsplit_once('.'))
-                .and_then(|(_, p)| p.parse::<i32>().ok());
-            !pid.is_some_and(|p| state::alive(p, 0))
-        })
-        .map(|e| e.path())
+    let stale: Vec<PathBuf> = trash_entries(root)
+        .into_iter()
+        .filter(|(_, _, alive)| !alive)
+        .map(|(p, _, _)| p)
         .collect();
     if stale.is_empty() {
         return;
@@ -179,17 +185,10 @@ fn sweep_trash(root: &Path) {
 /// Ids of removed containers whose remover (a monitor, an `rm`) is still at work on them: their
 /// directory is in the trash under a live pid. Their network is the remover's to take down.
 pub fn being_removed(root: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(trash_dir(root)) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let (id, pid) = name.rsplit_once('.')?;
-            let pid = pid.parse::<i32>().ok()?;
-            state::alive(pid, 0).then(|| id.to_owned())
-        })
+    trash_entries(root)
+        .into_iter()
+        .filter(|(_, _, alive)| *alive)
+        .map(|(_, id, _)| id)
         .collect()
 }
 
