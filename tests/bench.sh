@@ -12,7 +12,7 @@
 # 4. runs every comparison, tools interleaved run by run, with warm-up runs,
 # 5. prints a Markdown table: min / median / max per tool and each median relative to berth's.
 #
-# Knobs: RUNS (fast things, 50), SLOW_RUNS (engine runs, 20), PULL_RUNS (5), COOLDOWN (s, 65),
+# Knobs: RUNS (fast things, 50), SLOW_RUNS (engine runs, 20), PULL_RUNS (5), COOLDOWN (s, 370),
 # BENCH_DIR (/var/tmp/berth-bench), BERTH (a prebuilt binary; skips the build),
 # CONSOLE_CONTAINERS (1000), SERVE_CONTAINERS (200), LOAD_CONTAINERS (200), LOAD_CLIENTS (50),
 # LOAD_SECS (API soak, 120), LOAD_KEY_ROUNDS (20), DOCKER_CLI (a docker CLI; default /usr/local/bin/docker or `docker`).
@@ -32,7 +32,7 @@ BENCH_HERE=$REPO/tests/bench
 RUNS=${RUNS:-50}
 SLOW_RUNS=${SLOW_RUNS:-20}
 PULL_RUNS=${PULL_RUNS:-5}
-COOLDOWN=${COOLDOWN:-65}
+COOLDOWN=${COOLDOWN:-370}
 CONSOLE_CONTAINERS=${CONSOLE_CONTAINERS:-1000}
 LOAD_CONTAINERS=${LOAD_CONTAINERS:-200}
 LOAD_CLIENTS=${LOAD_CLIENTS:-50}
@@ -83,6 +83,8 @@ on_exit() {
       iptables -t "$t" -F "$c" 2>/dev/null; iptables -t "$t" -X "$c" 2>/dev/null
     done
   done
+  # the pulls' results (kept until now: see section_pull)
+  [ -d "$BENCH_DIR/pull" ] && { log "removing the pulls' results"; pull_cleanup; }
   hugetlb_v1_umount
   registry_stop
   table_md; commands_md
@@ -271,13 +273,19 @@ section_memory() {
   "$BERTH" --root "$BR" rm -f "$id" >/dev/null
 }
 
-# pull + unpack: each run into a fresh place; each round's results are deleted afterwards and
-# the section waits out ext4's slow file creation after mass deletes (COOLDOWN, see README)
+# pull + unpack: each run into a fresh place; nothing is deleted until the bench ends. On this
+# machine's ext4 (no journal), creating files is slow for minutes after a mass delete: with no
+# journal, ext4's inode allocator skips inodes freed less than 60 s ago, or 360 s ago while their
+# inode table block is dirty (fs/ext4/ialloc.c, recently_deleted), and the creates themselves dirty
+# those blocks; every create scans past them again from its group's start. A pull then pays
+# seconds of sys time for whatever was deleted before it, whoever deleted it (measured: berth
+# 0.7 -> 3.3 s, podman 2.2 -> 5+ s). So the section deletes nothing between runs, and starts after
+# COOLDOWN (370 s) with no deletes: earlier sections (memory's 1,000 containers) delete a lot.
 PW=$BENCH_DIR/pull
-pull_round_cleanup() {
+pull_cleanup() {
   unmount_under "$PW"
   local d; for d in /run/bbp-*; do [ -e "$d" ] && { unmount_under "$d"; rm -rf "$d"; }; done
-  rm -rf "$PW"; mkdir -p "$PW"; sync
+  rm -rf "$PW"
 }
 pull_group() { # GROUP REF RUNS
   local group=$1 ref=$2 runs=$3 i k j n c id t0 t1
@@ -290,7 +298,7 @@ pull_group() { # GROUP REF RUNS
   for n in "${names[@]}"; do : > "$RESULTS/raw/$group.$n.txt"; done
   for ((i = 0; i <= runs; i++)); do   # round 0 is the warm-up
     for ((k = 0; k < 3; k++)); do
-      j=$(((i + k) % 3)); n=${names[$j]}; id=$j-$i
+      j=$(((i + k) % 3)); n=${names[$j]}; id=$group-$j-$i; id=${id// /-}
       if [ "$n" = podman ]; then eval "${prep//@ID@/$id}" || { log "podman storage init failed"; return 1; }; fi
       c=${cmds[$j]//@ID@/$id}
       sync
@@ -299,19 +307,24 @@ pull_group() { # GROUP REF RUNS
       t1=$EPOCHREALTIME
       ((i > 0)) && ms_between "$t0" "$t1" >> "$RESULTS/raw/$group.$n.txt"
     done
-    pull_round_cleanup
-    if [ "$group" = "pull big" ] && ((i < runs)); then log "round $i done; cooling down ${COOLDOWN}s"; sleep "$COOLDOWN"; fi
   done
   for ((k = 0; k < 3; k++)); do
     n=${names[$k]}
-    add_raw "$group" "$n" "interleaved, order rotating; a fresh directory per run; 1 warm-up round; results deleted after each round, then ${COOLDOWN}s cool-down (big)" \
+    add_raw "$group" "$n" "interleaved, order rotating; a fresh directory per run, nothing deleted in between; 1 warm-up round; after ${COOLDOWN}s without deletes" \
       "${cmds[$k]}" < "$RESULTS/raw/$group.$n.txt"
   done
 }
 section_pull() {
   log "== pull + unpack: berth vs podman vs skopeo+umoci"
   podman_env crun
-  pull_round_cleanup; log "cooling down ${COOLDOWN}s before the pulls"; sleep "$COOLDOWN"
+  pull_cleanup; mkdir -p "$PW"
+  # every run's results stay until the end: about 1.3 GB per round of the big image (3 tools)
+  local need=$(( (PULL_RUNS + 1) * 1400 + 11 * 3 * 20 )) avail
+  avail=$(df -Pm "$PW" | awk 'NR==2 {print $4}')
+  if ((avail < need + 2048)); then
+    log "pull: ${avail} MB free on $PW, the runs need ~${need} MB (lower PULL_RUNS)"; return 1
+  fi
+  sync; log "waiting ${COOLDOWN}s with no deletes before the pulls (ext4 recently_deleted, see above)"; sleep "$COOLDOWN"
   pull_group "pull small" "$SMALL" 10 || return 1
   pull_group "pull big" "$BIG" "$PULL_RUNS" || return 1
 }
