@@ -184,7 +184,10 @@ pub fn unpack_compressed_within(
         reason: e.to_string(),
     };
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+        // Chunks the unpacker is done with come back to be filled again: no allocation and no
+        // zeroing of a fresh 256 KiB buffer per chunk (5% of a big pull's CPU).
+        let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
         let producer = scope.spawn(move || -> io::Result<super::digest::Digest> {
             let mut dec: Box<dyn Read + Send + '_> = match compression {
                 Compression::None => Box::new(src),
@@ -193,7 +196,10 @@ pub fn unpack_compressed_within(
             };
             let mut hasher = super::digest::Hasher::new();
             loop {
-                let mut buf = vec![0u8; 256 * 1024];
+                let mut buf = free_rx.try_recv().unwrap_or_default();
+                // A returned chunk may be short (the last one of an entry run); only its new
+                // tail is zeroed.
+                buf.resize(CHUNK, 0);
                 let mut filled = 0;
                 // Fill whole buffers: fewer, larger hand-overs.
                 while filled < buf.len() {
@@ -221,6 +227,7 @@ pub fn unpack_compressed_within(
         });
         let mut reader = ChunkReader {
             rx,
+            free: free_tx,
             cur: Vec::new(),
             pos: 0,
         };
@@ -244,9 +251,15 @@ pub fn unpack_compressed_within(
     })
 }
 
-/// Reads the decompressed chunks the producer thread sends.
+/// Size of a decompressed chunk handed from the decompressor to the unpacker.
+const CHUNK: usize = 256 * 1024;
+/// Chunks queued between them.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Reads the decompressed chunks the producer thread sends, and hands each back once read.
 struct ChunkReader {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    free: std::sync::mpsc::SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
 }
@@ -256,7 +269,11 @@ impl Read for ChunkReader {
         while self.pos == self.cur.len() {
             match self.rx.recv() {
                 Ok(Ok(c)) => {
-                    self.cur = c;
+                    let done = std::mem::replace(&mut self.cur, c);
+                    if done.capacity() >= CHUNK {
+                        // Full (the producer stopped) or gone: the chunk is just dropped.
+                        let _ = self.free.try_send(done);
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
