@@ -456,9 +456,17 @@ impl ImageStore {
             })?;
             (out, None)
         } else {
+            // Asked as the range from byte 0: oci-client then hands over the body as it comes,
+            // without hashing it a third time (the blob writer hashes it, and its digest is
+            // checked below before anything becomes visible; that pass was 10% of a big pull's
+            // CPU). A registry that ignores the range answers in full, verified by oci-client too.
             let mut stream = client
-                .pull_blob_stream(&oci_ref(r), &oci_desc(l))
+                .pull_blob_stream_partial(&oci_ref(r), &oci_desc(l), 0, None)
                 .await
+                .map(|b| match b {
+                    oci_client::client::BlobResponse::Full(s)
+                    | oci_client::client::BlobResponse::Partial(s) => s,
+                })
                 .map_err(|e| {
                     if let Some(s) = &staging {
                         self.layers.discard(s);

@@ -16,6 +16,10 @@ struct Served {
     /// Added to the layer's Content-Length (the body stays whole): a registry that lies about
     /// the length, shorter or longer than what it sends.
     length_lie: i64,
+    /// Honour `Range: bytes=N-` on the layer with a 206, as docker-registry does (berth asks
+    /// for the range from byte 0, which leaves the digest check to berth alone); without it,
+    /// the whole blob with a 200, as a registry that ignores ranges does.
+    ranges: bool,
     manifest: Vec<u8>,
     config: Vec<u8>,
     config_digest: String,
@@ -35,15 +39,22 @@ fn serve(s: Served) -> String {
             if reader.read_line(&mut line).is_err() {
                 continue;
             }
+            let mut range_from: Option<usize> = None;
             loop {
                 let mut h = String::new();
                 if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
                     break;
                 }
+                let h = h.trim_end().to_ascii_lowercase();
+                if let Some(r) = h.strip_prefix("range: bytes=") {
+                    range_from = r.strip_suffix('-').and_then(|n| n.parse().ok());
+                }
             }
             let mut parts = line.split_whitespace();
             let method = parts.next().unwrap_or("");
             let path = parts.next().unwrap_or("");
+            let range = range_from
+                .filter(|&n| s.ranges && path.ends_with(&s.layer_digest) && n <= s.layer.len());
             let (status, ctype, body): (&str, &str, &[u8]) = if path == "/v2/" {
                 ("200 OK", "application/json", b"{}")
             } else if path.contains("/manifests/") {
@@ -54,6 +65,12 @@ fn serve(s: Served) -> String {
                 )
             } else if path.ends_with(&s.config_digest) {
                 ("200 OK", "application/octet-stream", &s.config)
+            } else if let Some(n) = range {
+                (
+                    "206 Partial Content",
+                    "application/octet-stream",
+                    &s.layer[n..],
+                )
             } else if path.ends_with(&s.layer_digest) {
                 ("200 OK", "application/octet-stream", &s.layer)
             } else {
@@ -64,9 +81,18 @@ fn serve(s: Served) -> String {
             } else {
                 0
             };
+            let content_range = range
+                .map(|n| {
+                    let len = s.layer.len();
+                    format!(
+                        "Content-Range: bytes {n}-{}/{len}\r\n",
+                        len.saturating_sub(1)
+                    )
+                })
+                .unwrap_or_default();
             let _ = write!(
                 conn,
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n{content_range}Content-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len() as i64 + lie
             );
             let mut body = body;
@@ -110,51 +136,56 @@ async fn corrupt_blob_is_refused_with_a_digest_error_and_leaves_nothing() {
     let mut corrupt = l.blob.clone();
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0xff;
-    let addr = serve(Served {
-        cut_first: 0,
-        length_lie: 0,
-        manifest,
-        config,
-        config_digest: config_digest.to_string(),
-        layer_digest: l.digest.to_string(),
-        layer: corrupt,
-    });
-    let tmp = crate::registry::tempdir();
-    let store = ImageStore::open(tmp.path()).unwrap();
-    let err = store
-        .pull(
-            &Reference::parse(&format!("{addr}/lying/image:v1")).unwrap(),
-            None,
-            |_| {},
-        )
-        .await
-        .unwrap_err();
-    match &err {
-        ImageError::DigestMismatch { expected, .. } => assert_eq!(expected, &l.digest),
-        other => panic!("expected a digest mismatch, got {other}"),
+    // A registry that honours the range berth asks for (berth's own digest check alone), and
+    // one that sends the whole blob (oci-client checks it too).
+    for ranges in [true, false] {
+        let addr = serve(Served {
+            cut_first: 0,
+            length_lie: 0,
+            ranges,
+            manifest: manifest.clone(),
+            config: config.clone(),
+            config_digest: config_digest.to_string(),
+            layer_digest: l.digest.to_string(),
+            layer: corrupt.clone(),
+        });
+        let tmp = crate::registry::tempdir();
+        let store = ImageStore::open(tmp.path()).unwrap();
+        let err = store
+            .pull(
+                &Reference::parse(&format!("{addr}/lying/image:v1")).unwrap(),
+                None,
+                |_| {},
+            )
+            .await
+            .unwrap_err();
+        match &err {
+            ImageError::DigestMismatch { expected, .. } => assert_eq!(expected, &l.digest),
+            other => panic!("expected a digest mismatch (ranges: {ranges}), got {other}"),
+        }
+        assert!(
+            !tmp.path()
+                .join("images/blobs/sha256")
+                .join(l.digest.hex())
+                .exists(),
+            "no blob under the claimed digest"
+        );
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("images/ingest"))
+                .unwrap()
+                .count(),
+            0,
+            "no temp blob left"
+        );
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("layers"))
+                .unwrap()
+                .count(),
+            0,
+            "no layer dir left"
+        );
+        assert!(store.list(&|_| 0).unwrap().is_empty(), "no image recorded");
     }
-    assert!(
-        !tmp.path()
-            .join("images/blobs/sha256")
-            .join(l.digest.hex())
-            .exists(),
-        "no blob under the claimed digest"
-    );
-    assert_eq!(
-        std::fs::read_dir(tmp.path().join("images/ingest"))
-            .unwrap()
-            .count(),
-        0,
-        "no temp blob left"
-    );
-    assert_eq!(
-        std::fs::read_dir(tmp.path().join("layers"))
-            .unwrap()
-            .count(),
-        0,
-        "no layer dir left"
-    );
-    assert!(store.list(&|_| 0).unwrap().is_empty(), "no image recorded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,6 +213,7 @@ async fn a_dropped_layer_download_is_retried() {
     let addr = serve(Served {
         cut_first: 1,
         length_lie: 0,
+        ranges: true,
         manifest,
         config,
         config_digest: config_digest.to_string(),
@@ -236,6 +268,7 @@ async fn a_wrong_content_length_is_a_typed_error_and_a_retry_from_a_true_registr
         serve(Served {
             cut_first: 0,
             length_lie: lie,
+            ranges: true,
             manifest: manifest.clone(),
             config: config.clone(),
             config_digest: config_digest.to_string(),
