@@ -598,17 +598,28 @@ impl Unpacker {
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.declared_within_budget(entry.size(), &raw)?;
-                self.remove_existing(&dir, &leaf, &raw)?;
-                let fd = openat(
-                    &dir,
-                    leaf.as_os_str(),
-                    OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_WRONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
+                let create = || {
+                    openat(
+                        &dir,
+                        leaf.as_os_str(),
+                        OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_WRONLY
+                            | OFlag::O_NOFOLLOW
+                            | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o600),
+                    )
+                };
+                // O_EXCL never follows a symlink: whatever is at the name (an earlier entry of
+                // this layer, a symlink planted to redirect the write) makes it fail, and is
+                // removed first. No stat up front for the names that are new (nearly all).
+                let fd = match create() {
+                    Err(Errno::EEXIST) => {
+                        self.remove_existing(&dir, &leaf, &raw)?;
+                        create()
+                    }
+                    r => r,
+                }
                 .map_err(|e| self.io_err(&raw, "create", e))?;
                 let mut file = File::from(fd);
                 let mut written = 0u64;
@@ -639,9 +650,15 @@ impl Unpacker {
                         ))
                     })?
                     .into_owned();
-                self.remove_existing(&dir, &leaf, &raw)?;
-                symlinkat(OsStr::from_bytes(&target), &dir, leaf.as_os_str())
-                    .map_err(|e| self.io_err(&raw, "symlink", e))?;
+                let link = || symlinkat(OsStr::from_bytes(&target), &dir, leaf.as_os_str());
+                match link() {
+                    Err(Errno::EEXIST) => {
+                        self.remove_existing(&dir, &leaf, &raw)?;
+                        link()
+                    }
+                    r => r,
+                }
+                .map_err(|e| self.io_err(&raw, "symlink", e))?;
                 self.set_at_meta(&dir, &leaf, &meta, &raw, true)?;
             }
             EntryType::Link => {

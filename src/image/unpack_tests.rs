@@ -349,6 +349,42 @@ fn pax_xattrs_and_later_entry_replaces_earlier() {
 }
 
 #[test]
+fn a_later_entry_of_the_same_name_replaces_whatever_is_there() {
+    let s = scene();
+    let out = s.outside.display().to_string();
+    let tar = Tar::default()
+        .file("f", b"v1")
+        .file("f", b"v2")
+        .symlink("s", "a")
+        .symlink("s", "b")
+        .dir("d")
+        .file("d/child", b"c")
+        .file("d", b"now a file")
+        .file("t", b"was a file")
+        .symlink("t", "f")
+        // A symlink out, then a file of its name: the file replaces the link, nothing outside.
+        .symlink("victim", &format!("{out}/victim"))
+        .file("victim", b"inside")
+        .finish();
+    unpack_layer(&tar[..], &s.layer, "test").unwrap();
+    assert_eq!(std::fs::read(s.layer.join("f")).unwrap(), b"v2");
+    assert_eq!(
+        std::fs::read_link(s.layer.join("s")).unwrap(),
+        Path::new("b")
+    );
+    assert_eq!(std::fs::read(s.layer.join("d")).unwrap(), b"now a file");
+    assert_eq!(
+        std::fs::read_link(s.layer.join("t")).unwrap(),
+        Path::new("f")
+    );
+    assert_eq!(std::fs::read(s.layer.join("victim")).unwrap(), b"inside");
+    assert_eq!(
+        std::fs::read(s.outside.join("victim")).unwrap(),
+        b"original"
+    );
+}
+
+#[test]
 fn clean_components_rules() {
     assert_eq!(
         clean_components(b"./a//b/./c").unwrap(),
