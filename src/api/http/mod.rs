@@ -189,6 +189,7 @@ impl Server {
             }
         };
         let router = routes::router(engine);
+        tokio::spawn(trim_when_quiet());
         let unix = accept_forever(router.clone(), self.listener, &self.path);
         let result = match self.tcp {
             None => tokio::select! {
@@ -400,6 +401,27 @@ async fn serve_connection_with<S>(
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
+    CONNECTION_ENDED.notify_one();
+}
+
+/// Connections that ended since the trimmer last looked.
+static CONNECTION_ENDED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// How long no connection has to end before free memory goes back to the kernel.
+const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// After a burst of requests (hundreds of `docker run -d`, attach streams, big lists) the
+/// allocator keeps the pages they used; once serve has been quiet for a moment, they go back
+/// to the kernel, so an idle server's RSS is what it holds, not what it once needed.
+async fn trim_when_quiet() {
+    loop {
+        CONNECTION_ENDED.notified().await;
+        while tokio::time::timeout(QUIET_FOR, CONNECTION_ENDED.notified())
+            .await
+            .is_ok()
+        {}
+        crate::runtime::sys::release_free_memory();
+    }
 }
 
 fn is_transient(e: &std::io::Error) -> bool {
