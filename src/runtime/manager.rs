@@ -145,6 +145,27 @@ pub(crate) fn move_to_trash(container_dir: &Path) -> Option<PathBuf> {
     }
 }
 
+/// Remove a stopped container's directory, under its lock. It leaves `containers/` with one
+/// rename first: an operation that opens the lock file meanwhile (a monitor saving its last
+/// state, a state refresh) then finds no container, where it used to re-create the file in a
+/// directory being emptied, and the removal failed with ENOTEMPTY (seen under `docker rm -f`
+/// of many containers at once).
+fn remove_dir(dir: &ContainerDir) -> Result<()> {
+    let g = dir.lock()?;
+    let trashed = move_to_trash(&dir.dir);
+    drop(g);
+    match trashed {
+        // What the delete leaves is swept once this process is gone (the entry names it).
+        Some(t) => {
+            let _ = std::fs::remove_dir_all(t);
+            Ok(())
+        }
+        // Not renamed (no trash dir could be made): deleted in place.
+        None if dir.dir.exists() => std::fs::remove_dir_all(&dir.dir).ctx("remove", &dir.dir),
+        None => Ok(()),
+    }
+}
+
 /// The trash's entries (`<id>.<remover pid>`): path, container id, and whether the remover
 /// is still alive.
 fn trash_entries(root: &Path) -> Vec<(PathBuf, String, bool)> {
@@ -857,8 +878,7 @@ impl Runtime {
                 cg.destroy()?;
             }
         }
-        let _g = dir.lock()?;
-        std::fs::remove_dir_all(&dir.dir).ctx("remove", &dir.dir)
+        remove_dir(&dir)
     }
 
     /// Block until the container's monitor is done: for an auto-removed container, until it
@@ -1288,6 +1308,42 @@ mod trash_tests {
         assert!(!d.dir.exists());
         assert_eq!(t.parent().unwrap(), trash_dir(r.path()));
         assert!(t.join("sub/f").exists());
+        assert!(matches!(rt.state(&id), Err(RuntimeError::NotFound { .. })));
+    }
+
+    /// Removal races with whatever opens the container's lock file (a monitor's last save, a
+    /// state refresh): the directory goes, the racer finds no container, nothing is re-created.
+    #[test]
+    fn removal_is_whole_while_others_open_the_lock_file() {
+        let r = root();
+        let rt = Runtime::open(r.path()).unwrap();
+        let id = ContainerId::new("c1").unwrap();
+        let d = rt.dir(&id);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hammer = {
+            let (d, stop) = (rt.dir(&id), stop.clone());
+            std::thread::spawn(move || {
+                let mut not_found = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match d.lock() {
+                        Ok(_) => {}
+                        Err(RuntimeError::NotFound { .. }) => not_found += 1,
+                        Err(e) => panic!("lock: {e}"),
+                    }
+                }
+                not_found
+            })
+        };
+        for i in 0..300 {
+            std::fs::create_dir_all(&d.dir).unwrap();
+            for f in ["config.json", "state.json", "record.json", "container.log"] {
+                std::fs::write(d.dir.join(f), b"{}").unwrap();
+            }
+            remove_dir(&d).unwrap_or_else(|e| panic!("removal {i}: {e}"));
+            assert!(!d.dir.exists(), "removal {i} left the directory");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(hammer.join().unwrap() > 0, "the racer never found it gone");
         assert!(matches!(rt.state(&id), Err(RuntimeError::NotFound { .. })));
     }
 

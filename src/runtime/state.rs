@@ -185,7 +185,13 @@ impl ContainerDir {
             .write(true)
             .mode(0o600)
             .open(&p)
-            .ctx("open", &p)?;
+            .map_err(|e| match e.kind() {
+                // Its directory is gone: so is the container (removed, or never made).
+                std::io::ErrorKind::NotFound => RuntimeError::NotFound {
+                    id: self.id.to_string(),
+                },
+                _ => RuntimeError::io("open", &p, e),
+            })?;
         nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| RuntimeError::io("flock", p, e.into()))
     }
