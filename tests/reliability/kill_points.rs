@@ -135,10 +135,17 @@ fn removes_killed_at_random_points_leave_whole_containers_or_none() {
     let Some((mut root, image, mut rng)) = start("rm") else {
         return;
     };
-    root.ok(&["run", "-d", "--name", "calibrate", &image, "sleep", "1000"]);
-    let span = timed(|| {
-        root.ok(&["rm", "-f", "calibrate"]);
-    });
+    // The fastest of three: one slow calibration (a busy machine) put every kill after the
+    // rm it was meant to cut (a full reliability run once saw 12 trials, none landing).
+    let span = (0..3)
+        .map(|_| {
+            root.ok(&["run", "-d", "--name", "calibrate", &image, "sleep", "1000"]);
+            timed(|| {
+                root.ok(&["rm", "-f", "calibrate"]);
+            })
+        })
+        .min()
+        .unwrap();
     let mut fig = Figures::default();
     for i in 0..12 {
         let name = format!("r{i}");
