@@ -534,6 +534,26 @@ impl Unpacker {
         }
     }
 
+    /// Runs `create` (an `*at` call making `leaf` in `dir`); when something is at the name
+    /// already (EEXIST: an earlier entry of this layer, a symlink planted to redirect a
+    /// write, which O_EXCL and the `*at` calls never follow), removes it and creates again.
+    /// No stat up front for the names that are new, nearly all of them.
+    fn replacing<T>(
+        &mut self,
+        dir: &File,
+        leaf: &OsStr,
+        raw: &[u8],
+        create: impl Fn() -> nix::Result<T>,
+    ) -> Result<nix::Result<T>> {
+        match create() {
+            Err(Errno::EEXIST) => {
+                self.remove_existing(dir, leaf, raw)?;
+                Ok(create())
+            }
+            r => Ok(r),
+        }
+    }
+
     fn apply<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
         let raw = entry.path_bytes().into_owned();
         let kind = entry.header().entry_type();
@@ -573,9 +593,10 @@ impl Unpacker {
             }
             let hidden = OsStr::from_bytes(hidden);
             let dir = self.open_parent(&parents_ref, &raw)?;
-            self.remove_existing(&dir, hidden, &raw)?;
-            mknodat(&dir, hidden, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
-                .map_err(|e| self.io_err(&raw, "mknod whiteout", e))?;
+            self.replacing(&dir, hidden, &raw, || {
+                mknodat(&dir, hidden, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
+            })?
+            .map_err(|e| self.io_err(&raw, "mknod whiteout", e))?;
             return Ok(());
         }
 
@@ -598,29 +619,20 @@ impl Unpacker {
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.declared_within_budget(entry.size(), &raw)?;
-                let create = || {
-                    openat(
-                        &dir,
-                        leaf.as_os_str(),
-                        OFlag::O_CREAT
-                            | OFlag::O_EXCL
-                            | OFlag::O_WRONLY
-                            | OFlag::O_NOFOLLOW
-                            | OFlag::O_CLOEXEC,
-                        Mode::from_bits_truncate(0o600),
-                    )
-                };
-                // O_EXCL never follows a symlink: whatever is at the name (an earlier entry of
-                // this layer, a symlink planted to redirect the write) makes it fail, and is
-                // removed first. No stat up front for the names that are new (nearly all).
-                let fd = match create() {
-                    Err(Errno::EEXIST) => {
-                        self.remove_existing(&dir, &leaf, &raw)?;
-                        create()
-                    }
-                    r => r,
-                }
-                .map_err(|e| self.io_err(&raw, "create", e))?;
+                let fd = self
+                    .replacing(&dir, &leaf, &raw, || {
+                        openat(
+                            &dir,
+                            leaf.as_os_str(),
+                            OFlag::O_CREAT
+                                | OFlag::O_EXCL
+                                | OFlag::O_WRONLY
+                                | OFlag::O_NOFOLLOW
+                                | OFlag::O_CLOEXEC,
+                            Mode::from_bits_truncate(0o600),
+                        )
+                    })?
+                    .map_err(|e| self.io_err(&raw, "create", e))?;
                 let mut file = File::from(fd);
                 let mut written = 0u64;
                 loop {
@@ -650,14 +662,9 @@ impl Unpacker {
                         ))
                     })?
                     .into_owned();
-                let link = || symlinkat(OsStr::from_bytes(&target), &dir, leaf.as_os_str());
-                match link() {
-                    Err(Errno::EEXIST) => {
-                        self.remove_existing(&dir, &leaf, &raw)?;
-                        link()
-                    }
-                    r => r,
-                }
+                self.replacing(&dir, &leaf, &raw, || {
+                    symlinkat(OsStr::from_bytes(&target), &dir, leaf.as_os_str())
+                })?
                 .map_err(|e| self.io_err(&raw, "symlink", e))?;
                 self.set_at_meta(&dir, &leaf, &meta, &raw, true)?;
             }
@@ -712,14 +719,15 @@ impl Unpacker {
                 if tparents == parents && tleaf == leaf {
                     return Ok(()); // a link to itself: nothing to do
                 }
-                self.remove_existing(&dir, &leaf, &raw)?;
-                linkat(
-                    &tdir,
-                    tleaf.as_os_str(),
-                    &dir,
-                    leaf.as_os_str(),
-                    AtFlags::empty(),
-                )
+                self.replacing(&dir, &leaf, &raw, || {
+                    linkat(
+                        &tdir,
+                        tleaf.as_os_str(),
+                        &dir,
+                        leaf.as_os_str(),
+                        AtFlags::empty(),
+                    )
+                })?
                 .map_err(|e| self.io_err(&raw, "link", e))?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -731,14 +739,15 @@ impl Unpacker {
                     EntryType::Block => SFlag::S_IFBLK,
                     _ => SFlag::S_IFIFO,
                 };
-                self.remove_existing(&dir, &leaf, &raw)?;
-                mknodat(
-                    &dir,
-                    leaf.as_os_str(),
-                    sflag,
-                    Mode::from_bits_truncate(meta.mode),
-                    makedev(u64::from(major), u64::from(minor)),
-                )
+                self.replacing(&dir, &leaf, &raw, || {
+                    mknodat(
+                        &dir,
+                        leaf.as_os_str(),
+                        sflag,
+                        Mode::from_bits_truncate(meta.mode),
+                        makedev(u64::from(major), u64::from(minor)),
+                    )
+                })?
                 .map_err(|e| self.io_err(&raw, "mknod", e))?;
                 self.set_at_meta(&dir, &leaf, &meta, &raw, false)?;
             }
