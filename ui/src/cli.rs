@@ -1580,50 +1580,31 @@ fn transfer_printer(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let rx = engine.subscribe();
     let reference = reference.to_owned();
-    let (tx, mut stop) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let Ok(mut rx) = rx else { return };
-        let mut last: std::collections::HashMap<String, berth::api::TransferPhase> =
-            Default::default();
-        let mut show = |e: Event| {
-            if let Event::Transfer {
-                reference: r,
-                layer,
-                phase,
-                ..
-            } = e
-                && r.0 == reference
-                && last.insert(layer.0.clone(), phase) != Some(phase)
-            {
-                let text = match phase {
-                    berth::api::TransferPhase::Waiting => "Waiting",
-                    berth::api::TransferPhase::Downloading => "Downloading",
-                    berth::api::TransferPhase::Verifying => "Verifying Checksum",
-                    berth::api::TransferPhase::Extracting => "Extracting",
-                    berth::api::TransferPhase::Complete => "Pull complete",
-                    berth::api::TransferPhase::AlreadyExists => "Already exists",
-                    berth::api::TransferPhase::Pushing => "Pushing",
-                };
-                println!("{}: {text}", layer.short());
-            }
-        };
-        loop {
-            tokio::select! {
-                r = rx.recv() => match r {
-                    Ok(rec) => show(rec.event),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-                _ = &mut stop => break,
-            }
+    let mut last: std::collections::HashMap<String, berth::api::TransferPhase> =
+        Default::default();
+    event_printer(engine, move |e| {
+        if let Event::Transfer {
+            reference: r,
+            layer,
+            phase,
+            ..
+        } = e
+            && r.0 == reference
+            && last.insert(layer.0.clone(), phase) != Some(phase)
+        {
+            let text = match phase {
+                berth::api::TransferPhase::Waiting => "Waiting",
+                berth::api::TransferPhase::Downloading => "Downloading",
+                berth::api::TransferPhase::Verifying => "Verifying Checksum",
+                berth::api::TransferPhase::Extracting => "Extracting",
+                berth::api::TransferPhase::Complete => "Pull complete",
+                berth::api::TransferPhase::AlreadyExists => "Already exists",
+                berth::api::TransferPhase::Pushing => "Pushing",
+            };
+            println!("{}: {text}", layer.short());
         }
-        while let Ok(rec) = rx.try_recv() {
-            show(rec.event);
-        }
-    });
-    (tx, task)
+    })
 }
 
 /// Print build output lines as they come; after `stop`, print what is queued and end.
@@ -1634,17 +1615,28 @@ fn build_printer(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
+    event_printer(engine, move |e| {
+        if let Event::BuildOutput { line } = e
+            && !quiet
+        {
+            println!("{line}");
+        }
+    })
+}
+
+/// Hand every engine event to `show` as it comes; after the returned sender fires, what is
+/// already queued too, then end (a reply can arrive before its last events are shown).
+fn event_printer(
+    engine: &Engine,
+    mut show: impl FnMut(Event) + Send + 'static,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let rx = engine.subscribe();
     let (tx, mut stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let Ok(mut rx) = rx else { return };
-        let show = |e: Event| {
-            if let Event::BuildOutput { line } = e
-                && !quiet
-            {
-                println!("{line}");
-            }
-        };
         loop {
             tokio::select! {
                 r = rx.recv() => match r {
