@@ -162,14 +162,8 @@ fn a_read_only_cgroup_parent_fails_run_clearly_leaves_nothing_and_a_retry_outsid
             root.containers().is_empty(),
             "{what}: a container is left: {err}"
         );
-        for sub in ["containers", "snapshots", "net/containers"] {
-            let left: Vec<_> = std::fs::read_dir(root.path().join(sub))
-                .into_iter()
-                .flatten()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            assert!(left.is_empty(), "{what}: {sub}/ holds {left:?}");
-        }
+        let left = root.container_dirs_left();
+        assert!(left.is_empty(), "{what}: {left:?}");
         // Inside the namespace, after berth exited: nothing of the root is mounted.
         let ns = std::fs::read_to_string(&mountinfo).unwrap();
         let rootp = root.path().to_string_lossy().into_owned();

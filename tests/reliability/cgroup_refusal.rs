@@ -52,14 +52,8 @@ fn refused_cgroup_writes_are_clear_errors_that_leave_nothing_and_a_valid_retry_w
             root.containers().is_empty(),
             "a container is left after {flags:?}: {err}"
         );
-        for sub in ["containers", "snapshots", "net/containers"] {
-            let left: Vec<_> = std::fs::read_dir(root.path().join(sub))
-                .into_iter()
-                .flatten()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            assert!(left.is_empty(), "{sub}/ holds {left:?} after {flags:?}");
-        }
+        let left = root.container_dirs_left();
+        assert!(left.is_empty(), "after {flags:?}: {left:?}");
         let leaks = root.host_leaks();
         assert!(leaks.is_empty(), "left on the host: {leaks:#?}");
         let report = root.check(false);

@@ -52,6 +52,18 @@ pub struct Root {
     pub seen: BTreeSet<String>,
 }
 
+/// The root's directories with an entry per container (or half-made one).
+pub const PER_CONTAINER_DIRS: [&str; 3] = ["containers", "snapshots", "net/containers"];
+
+/// The kinds of crash debris a `system check` reports, each a list.
+pub const DEBRIS: &[&str] = &[
+    "stale_temp",
+    "half_layers",
+    "orphan_snapshots",
+    "half_containers",
+    "orphan_networks",
+];
+
 impl Root {
     pub fn new() -> Root {
         Root {
@@ -144,10 +156,27 @@ impl Root {
         v
     }
 
+    /// What the root's per-container directories hold, by directory (empty ones left out):
+    /// once no container is left, nothing.
+    pub fn container_dirs_left(&self) -> Vec<(&'static str, Vec<String>)> {
+        PER_CONTAINER_DIRS
+            .iter()
+            .map(|sub| {
+                let names: Vec<String> = std::fs::read_dir(self.path().join(sub))
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+                (*sub, names)
+            })
+            .filter(|(_, names)| !names.is_empty())
+            .collect()
+    }
+
     /// Records the ids of whatever the root's directories name (also half-made containers the
     /// engine does not list).
     pub fn note_ids_on_disk(&mut self) {
-        for sub in ["containers", "snapshots", "net/containers"] {
+        for sub in PER_CONTAINER_DIRS {
             for e in std::fs::read_dir(self.path().join(sub))
                 .into_iter()
                 .flatten()
@@ -158,6 +187,25 @@ impl Root {
                 }
             }
         }
+    }
+
+    /// `system check --repair`, then a check that finds no [`DEBRIS`] left; how many items
+    /// of it the repair removed.
+    pub fn repair_debris(&self) -> usize {
+        let repaired = self.check(true);
+        let count = DEBRIS
+            .iter()
+            .map(|k| repaired[k].as_array().map_or(0, Vec::len))
+            .sum();
+        let report = self.check(false);
+        for k in DEBRIS {
+            assert_eq!(
+                report[k].as_array().map(Vec::len),
+                Some(0),
+                "{k} left after a repair: {report:#}"
+            );
+        }
+        count
     }
 
     /// Names of the bridges of this root's networks.

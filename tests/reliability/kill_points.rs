@@ -54,41 +54,9 @@ fn settle(root: &mut Root, expect: &[String], fig: &mut Figures) {
         root.ok(&["rm", &id]);
     }
     assert!(root.containers().is_empty(), "containers left after rm");
-    let repaired = root.check(true);
-    for k in [
-        "stale_temp",
-        "half_layers",
-        "orphan_snapshots",
-        "half_containers",
-        "orphan_networks",
-    ] {
-        fig.debris_repaired += repaired[k].as_array().map_or(0, Vec::len);
-    }
-    let report = root.check(false);
-    for k in [
-        "stale_temp",
-        "half_layers",
-        "orphan_snapshots",
-        "half_containers",
-        "orphan_networks",
-    ] {
-        assert_eq!(
-            report[k].as_array().map(Vec::len),
-            Some(0),
-            "{k} left after a repair: {report:#}"
-        );
-    }
-    for sub in ["containers", "snapshots", "net/containers"] {
-        let left: Vec<_> = std::fs::read_dir(root.path().join(sub))
-            .into_iter()
-            .flatten()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert!(
-            left.is_empty(),
-            "{sub}/ holds {left:?} with no container left"
-        );
-    }
+    fig.debris_repaired += root.repair_debris();
+    let left = root.container_dirs_left();
+    assert!(left.is_empty(), "with no container left: {left:?}");
     let leaks = root.host_leaks();
     assert!(leaks.is_empty(), "left on the host: {leaks:#?}");
 }

@@ -489,14 +489,6 @@ struct Figures {
     debris_repaired: usize,
 }
 
-const DEBRIS: &[&str] = &[
-    "stale_temp",
-    "half_layers",
-    "orphan_snapshots",
-    "half_containers",
-    "orphan_networks",
-];
-
 /// The checks after a kill and a restart: what serve answered before the kill holds (`acked`:
 /// the operations done), everything of trial `i` is whole or absent, and is then removed
 /// through the restarted serve; nothing is left of it on disk or on the host.
@@ -622,31 +614,14 @@ fn settle(root: &mut Root, s: &Serve, pull: &str, i: usize, acked: &[String], fi
         ),
         (code, b) => panic!("inspect {pull}: {code} {}", String::from_utf8_lossy(&b)),
     }
-    let repaired = root.check(true);
-    for k in DEBRIS {
-        fig.debris_repaired += repaired[k].as_array().map_or(0, Vec::len);
-    }
+    fig.debris_repaired += root.repair_debris();
     // Serve's start-up clean-up left nothing for a manual repair.
-    assert_eq!(fig.debris_repaired, 0, "{repaired:#}");
-    let report = root.check(false);
-    for k in DEBRIS {
-        assert_eq!(
-            report[k].as_array().map(Vec::len),
-            Some(0),
-            "{k} left after a repair: {report:#}"
-        );
-    }
-    for sub in ["containers", "snapshots", "net/containers"] {
-        let left: Vec<_> = std::fs::read_dir(root.path().join(sub))
-            .into_iter()
-            .flatten()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert!(
-            left.is_empty(),
-            "{sub}/ holds {left:?} with no container left"
-        );
-    }
+    assert_eq!(
+        fig.debris_repaired, 0,
+        "a repair after serve's start-up clean-up removed some"
+    );
+    let left = root.container_dirs_left();
+    assert!(left.is_empty(), "with no container left: {left:?}");
     // Nothing of the trial on the host but serve itself (its command line names the root).
     let serve = format!("process {}:", s.pid());
     let settled = Instant::now() + Duration::from_secs(20);
