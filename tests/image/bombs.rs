@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use berth::image::{Digest, ImageError, ImageStore, Reference};
 
 use crate::registry::{Built, Comp, Layer, build_image, layer, name_in_layout, skopeo_push};
+use crate::smallfs::SmallFs;
 use crate::support::berth_bin;
 
 /// The bomb file's size: 64 MiB past the expansion limit's 1 GiB floor.
@@ -145,49 +146,6 @@ fn bombs() -> &'static Bombs {
     })
 }
 
-/// A 64 MiB tmpfs for one test's store, unmounted on drop.
-struct SmallFs {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl SmallFs {
-    fn new() -> Self {
-        let dir = crate::registry::tempdir();
-        let mnt = dir.path().join("small");
-        std::fs::create_dir(&mnt).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-            .arg(&mnt)
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount tmpfs");
-        Self { _dir: dir, mnt }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.mnt.join("root")
-    }
-
-    /// Bytes in use on the tmpfs.
-    fn used(&self) -> u64 {
-        let out = Command::new("stat")
-            .args(["-f", "-c", "%S %b %f"])
-            .arg(&self.mnt)
-            .output()
-            .unwrap();
-        let s = String::from_utf8_lossy(&out.stdout);
-        let v: Vec<u64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
-        v[0] * (v[1] - v[2])
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-    }
-}
-
 /// Every path under `dir`, relative to it.
 fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -249,7 +207,7 @@ fn assert_nothing_of(store: &ImageStore, reference: &str, layer: &Digest) {
 }
 
 async fn refused_then_a_good_pull_works(reference: &str, layer: &Digest) {
-    let fs = SmallFs::new();
+    let fs = SmallFs::new("64m");
     let store = ImageStore::open(&fs.root()).unwrap();
     let before = fs.used();
     let r = Reference::parse(reference).unwrap();
@@ -313,7 +271,7 @@ fn berth_pull_of_a_bomb_says_which_layer_and_why_and_leaves_nothing() {
         return;
     }
     let b = bombs();
-    let fs = SmallFs::new();
+    let fs = SmallFs::new("64m");
     let root = fs.root();
     for (reference, layer) in [
         (&b.gzip_ref, &b.gzip_layer),

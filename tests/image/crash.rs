@@ -2,6 +2,7 @@
 //! After each kill the store must be consistent — every blob matches its digest and every blob
 //! an image names is there — and a pull afterwards must work and give a runnable image.
 
+use crate::smallfs::SmallFs;
 use crate::support::berth_bin;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -106,34 +107,15 @@ fn pulls_killed_at_random_points_leave_a_consistent_store() {
     eprintln!("{trials} trials, {killed_mid_pull} killed mid-pull, store consistent after each");
 }
 
-/// A tmpfs mount removed on drop.
-struct SmallFs(std::path::PathBuf);
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 #[test]
 fn a_full_disk_during_a_pull_is_a_clear_error_and_a_retry_with_room_works() {
     if !crate::support::require_root() {
         return;
     }
     let image = crate::fixtures::fixtures().multi_ref.clone();
-    let dir = crate::registry::tempdir();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
     // Room for the store's skeleton but not for the image's layers.
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=600k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount tmpfs");
-    let fs = SmallFs(mnt.clone());
-    let root = mnt.join("root");
+    let fs = SmallFs::new("600k");
+    let root = fs.root();
     let out = berth(&root, &["pull", &image]);
     assert!(!out.status.success(), "the pull fitted in 600k?");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -152,12 +134,7 @@ fn a_full_disk_during_a_pull_is_a_clear_error_and_a_retry_with_room_works() {
         "a half image is listed"
     );
     // Room again: the same pull works and the image runs.
-    let st = Command::new("mount")
-        .args(["-o", "remount,size=64m"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    fs.resize("64m");
     let out = berth(&root, &["pull", &image]);
     assert!(
         out.status.success(),

@@ -19,4 +19,5 @@ mod fixtures;
 mod login;
 mod lying_registry;
 mod pull;
+mod smallfs;
 mod store_ops;
