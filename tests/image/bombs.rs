@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use berth::image::{Digest, ImageError, ImageStore, Reference};
 
-use crate::registry::{Built, Comp, Layer, build_image, layer, name_in_layout, skopeo_push};
+use crate::registry::{Built, Comp, Layer, build_image, layer, push_built};
 use crate::smallfs::SmallFs;
 use crate::support::berth_bin;
 
@@ -118,15 +118,8 @@ fn bombs() -> &'static Bombs {
         // Returns the reference and the last layer's digest.
         let push = |tag: &str, l: Vec<Layer>| -> (String, Digest) {
             let b: Built = build_image(&lay, &l, "amd64", serde_json::json!({"Cmd": ["sh"]}));
-            name_in_layout(
-                &lay,
-                tag,
-                crate::registry::OCI_MANIFEST,
-                &b.manifest_digest,
-                b.manifest.len(),
-            );
             let r = format!("{reg}/berth-test/bomb-{tag}:v1");
-            skopeo_push(&lay, tag, &r, &["--preserve-digests"]);
+            push_built(&lay, &b, tag, &r, &["--preserve-digests"]);
             (r, b.layers.last().unwrap().digest.clone())
         };
         let (gzip_ref, gzip_layer) = push("gzip", vec![gzip_bomb()]);

@@ -724,7 +724,7 @@ fn an_images_volume_seeds_a_fresh_volume_and_unmounted_ones_get_anonymous_volume
     if !support::require_root() {
         return;
     }
-    use registry::{Comp, Entry, build_image, layer, name_in_layout, skopeo_push, tar_of};
+    use registry::{Comp, Entry, build_image, layer, push_built, tar_of};
     let bb = registry::busybox();
     let entries = [
         Entry::Dir("bin/"),
@@ -744,18 +744,11 @@ fn an_images_volume_seeds_a_fresh_volume_and_unmounted_ones_get_anonymous_volume
         "amd64",
         run,
     );
-    name_in_layout(
-        &layout,
-        "latest",
-        "application/vnd.oci.image.manifest.v1+json",
-        &built.manifest_digest,
-        built.manifest.len(),
-    );
     let image = format!(
         "{}/berth-test/net-volume:latest",
         registry::require_registry()
     );
-    skopeo_push(&layout, "latest", &image, &[]);
+    push_built(&layout, &built, "latest", &image, &[]);
     let b = Berth::new();
     b.ok(&["pull", &image]);
     // a named volume at the image's VOLUME path starts with its content, and keeps changes

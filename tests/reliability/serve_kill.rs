@@ -218,7 +218,7 @@ pub fn api(
 /// `REGISTRY/berth-rel/serve-pull:latest`: an image of two layers of incompressible bytes
 /// (4 MiB), so that a pull spends a while downloading and unpacking.
 fn pull_image() -> String {
-    use crate::registry::{Comp, Entry, build_image, layer, name_in_layout, skopeo_push, tar_of};
+    use crate::registry::{Comp, Entry, build_image, layer, push_built, tar_of};
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut bytes = |n: usize| -> Vec<u8> {
         (0..n)
@@ -238,18 +238,11 @@ fn pull_image() -> String {
     let dir = crate::registry::tempdir();
     let layout = dir.path().join("layout");
     let built = build_image(&layout, &layers, "amd64", json!({"Cmd": ["/a"]}));
-    name_in_layout(
-        &layout,
-        "latest",
-        "application/vnd.oci.image.manifest.v1+json",
-        &built.manifest_digest,
-        built.manifest.len(),
-    );
     let reference = format!(
         "{}/berth-rel/serve-pull:latest",
         crate::registry::require_registry()
     );
-    skopeo_push(&layout, "latest", &reference, &[]);
+    push_built(&layout, &built, "latest", &reference, &[]);
     reference
 }
 

@@ -235,6 +235,18 @@ pub fn skopeo_push(layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
     );
 }
 
+/// Names the image `built` in the layout under `tag` and pushes it to `dest` with skopeo.
+pub fn push_built(layout: &Path, built: &Built, tag: &str, dest: &str, extra: &[&str]) {
+    name_in_layout(
+        layout,
+        tag,
+        OCI_MANIFEST,
+        &built.manifest_digest,
+        built.manifest.len(),
+    );
+    skopeo_push(layout, tag, dest, extra);
+}
+
 /// A fresh temp dir under /var/tmp (overlay-capable, unlike a tmpfs /tmp on some hosts).
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()

@@ -1581,8 +1581,7 @@ fn transfer_printer(
     tokio::task::JoinHandle<()>,
 ) {
     let reference = reference.to_owned();
-    let mut last: std::collections::HashMap<String, berth::api::TransferPhase> =
-        Default::default();
+    let mut last: std::collections::HashMap<String, berth::api::TransferPhase> = Default::default();
     event_printer(engine, move |e| {
         if let Event::Transfer {
             reference: r,
