@@ -427,7 +427,22 @@ const SMALL_LIMIT: ExpansionLimit = ExpansionLimit {
     ratio: 200,
 };
 
-fn expect_bomb_refused(res: Result<(crate::image::digest::Digest, UnpackStats)>) {
+/// Unpacks `data` as a layer named "bomb" into a fresh scene under [`SMALL_LIMIT`], with its
+/// compressed size given or not, expecting the refusal; the scene, to look at what is left.
+fn expect_bomb_refused(
+    data: &[u8],
+    compression: crate::image::layout::Compression,
+    compressed_size: Option<u64>,
+) -> Scene {
+    let s = scene();
+    let res = unpack_compressed_within(
+        data,
+        compression,
+        &s.layer,
+        "bomb",
+        compressed_size,
+        SMALL_LIMIT,
+    );
     match res {
         Err(ImageError::BadLayer { layer, reason }) => {
             assert_eq!(layer, "bomb");
@@ -435,6 +450,7 @@ fn expect_bomb_refused(res: Result<(crate::image::digest::Digest, UnpackStats)>)
         }
         other => panic!("expected a BadLayer refusal, got {other:?}"),
     }
+    s
 }
 
 #[test]
@@ -449,15 +465,7 @@ fn a_gzip_bomb_is_refused_once_it_expands_past_the_limit() {
     assert!(gz.len() * 200 < 16 << 20, "the fixture is a bomb");
 
     // Its compressed size unknown: the running check stops it near the floor, not at the end.
-    let s = scene();
-    expect_bomb_refused(unpack_compressed_within(
-        &gz[..],
-        Compression::Gzip,
-        &s.layer,
-        "bomb",
-        None,
-        SMALL_LIMIT,
-    ));
+    let s = expect_bomb_refused(&gz, Compression::Gzip, None);
     let written = std::fs::metadata(s.layer.join("zeros")).unwrap().len();
     assert!(
         written < 4 << 20,
@@ -465,15 +473,7 @@ fn a_gzip_bomb_is_refused_once_it_expands_past_the_limit() {
     );
 
     // Its compressed size known (as in a pull): refused at the entry's header, nothing written.
-    let s = scene();
-    expect_bomb_refused(unpack_compressed_within(
-        &gz[..],
-        Compression::Gzip,
-        &s.layer,
-        "bomb",
-        Some(gz.len() as u64),
-        SMALL_LIMIT,
-    ));
+    let s = expect_bomb_refused(&gz, Compression::Gzip, Some(gz.len() as u64));
     assert!(!s.layer.join("zeros").exists(), "nothing of it was written");
 
     // The same layer under the default limit (floor 1 GiB) is an ordinary, compressible one.
@@ -503,15 +503,7 @@ fn a_bomb_spread_over_many_files_is_refused_at_the_file_that_crosses_the_limit()
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&tar).unwrap();
     let gz = gz.finish().unwrap();
-    let s = scene();
-    expect_bomb_refused(unpack_compressed_within(
-        &gz[..],
-        Compression::Gzip,
-        &s.layer,
-        "bomb",
-        Some(gz.len() as u64),
-        SMALL_LIMIT,
-    ));
+    let s = expect_bomb_refused(&gz, Compression::Gzip, Some(gz.len() as u64));
     assert!(s.layer.join("z1").exists());
     assert!(!s.layer.join("z2").exists(), "refused before writing z2");
 }
@@ -534,27 +526,11 @@ fn a_sparse_file_declaring_gigabytes_of_holes_is_refused() {
     h.set_mtime(1_600_000_000);
     let tar = Tar::default().raw(h, &[7u8; 512]).finish();
 
-    let s = scene();
-    expect_bomb_refused(unpack_compressed_within(
-        &tar[..],
-        Compression::None,
-        &s.layer,
-        "bomb",
-        None,
-        SMALL_LIMIT,
-    ));
+    let s = expect_bomb_refused(&tar, Compression::None, None);
     let size = std::fs::metadata(s.layer.join("sparse")).unwrap().len();
     assert!(size < 4 << 20, "{size} bytes written before the refusal");
 
     // With the layer's size known, its header is enough: refused before the file exists.
-    let s = scene();
-    expect_bomb_refused(unpack_compressed_within(
-        &tar[..],
-        Compression::None,
-        &s.layer,
-        "bomb",
-        Some(tar.len() as u64),
-        SMALL_LIMIT,
-    ));
+    let s = expect_bomb_refused(&tar, Compression::None, Some(tar.len() as u64));
     assert!(!s.layer.join("sparse").exists());
 }
