@@ -8,14 +8,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use berth::image::{Digest, ImageError, ImageStore, Reference};
 
+use crate::crash::berth;
 use crate::registry::{Built, Comp, Layer, build_image, layer, push_built};
 use crate::smallfs::SmallFs;
-use crate::support::berth_bin;
 
 /// The bomb file's size: 64 MiB past the expansion limit's 1 GiB floor.
 const BOMB_BYTES: u64 = (1 << 30) + (64 << 20);
@@ -247,15 +246,6 @@ async fn a_sparse_entry_declaring_64_gib_of_holes_is_refused_before_it_fills_the
     }
     let b = bombs();
     refused_then_a_good_pull_works(&b.sparse_ref, &b.sparse_layer).await;
-}
-
-fn berth(root: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(berth_bin())
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

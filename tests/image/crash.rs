@@ -7,7 +7,8 @@ use crate::support::berth_bin;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-fn berth(root: &std::path::Path, args: &[&str]) -> std::process::Output {
+/// `berth --root ROOT ARGS…`, its output.
+pub(crate) fn berth(root: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(berth_bin())
         .arg("--root")
         .arg(root)
